@@ -1,0 +1,14 @@
+//! Userspace access to rdaxfs images: block devices, image files and
+//! in-memory images, shared by `mkfs.rdaxfs`, `fsck.rdaxfs`,
+//! `dump.rdaxfs`, the host tests and guest test programs.
+
+pub mod build;
+pub mod dev;
+pub mod fs;
+pub mod fsck;
+pub mod mkfs;
+
+pub use rdaxfs_format as format;
+
+pub use dev::{Dev, FileDev, MemDev};
+pub use fs::{Error, Fs, Result};

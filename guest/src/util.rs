@@ -1,0 +1,607 @@
+//! Helpers shared by the guest tests: module loading, mkfs, mount, checks.
+
+use std::ffi::CString;
+use std::fs;
+use std::io;
+use std::process::Command;
+
+/// Result of a test step: `Err` carries what went wrong.
+pub type TestResult = Result<(), String>;
+
+/// Where the initramfs puts the module.
+pub const MODULE: &str = "/lib/rdaxfs.ko";
+/// The fsdax pmem device.
+pub const PMEM: &str = "/dev/pmem0";
+/// Default mount point.
+pub const MNT: &str = "/mnt";
+
+/// Fails with `msg` unless `cond` holds.
+#[macro_export]
+macro_rules! ensure {
+    ($cond:expr, $($fmt:tt)+) => {
+        if !$cond {
+            return Err(format!("{}:{}: {}", file!(), line!(), format!($($fmt)+)));
+        }
+    };
+}
+
+/// Runs a command, returning its stdout; fails with stderr if it fails.
+pub fn run(cmd: &str, args: &[&str]) -> Result<String, String> {
+    let out = Command::new(cmd)
+        .args(args)
+        .output()
+        .map_err(|e| format!("{cmd}: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "{cmd} {args:?} failed ({}): {}{}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// Runs a command and returns its exit code without failing.
+pub fn run_status(cmd: &str, args: &[&str]) -> i32 {
+    Command::new(cmd)
+        .args(args)
+        .status()
+        .map(|s| s.code().unwrap_or(-1))
+        .unwrap_or(-1)
+}
+
+/// True if `name` is listed in /proc/filesystems.
+pub fn fs_registered(name: &str) -> bool {
+    fs::read_to_string("/proc/filesystems")
+        .map(|s| s.lines().any(|l| l.split_whitespace().last() == Some(name)))
+        .unwrap_or(false)
+}
+
+/// True if the rdaxfs module is loaded.
+pub fn module_loaded() -> bool {
+    fs::read_to_string("/proc/modules")
+        .map(|s| s.lines().any(|l| l.starts_with("rdaxfs ")))
+        .unwrap_or(false)
+}
+
+/// Loads the module (with `params`) unless it is loaded.
+pub fn load_module(params: &[&str]) -> TestResult {
+    if module_loaded() {
+        return Ok(());
+    }
+    let mut args = vec![MODULE];
+    args.extend_from_slice(params);
+    run("insmod", &args).map(|_| ())
+}
+
+/// Unloads the module if it is loaded.
+pub fn unload_module() -> TestResult {
+    if !module_loaded() {
+        return Ok(());
+    }
+    run("rmmod", &["rdaxfs"]).map(|_| ())
+}
+
+/// Sets a module parameter (a test-only switch) at run time.
+pub fn set_param(name: &str, value: &str) -> TestResult {
+    fs::write(format!("/sys/module/rdaxfs/parameters/{name}"), value)
+        .map_err(|e| format!("set parameter {name}={value}: {e}"))
+}
+
+/// mount(2); returns the errno on failure.
+pub fn mount(dev: &str, dir: &str, fstype: &str, opts: &str) -> Result<(), io::Error> {
+    let c = |s: &str| CString::new(s).expect("no NUL in path");
+    let (d, m, t, o) = (c(dev), c(dir), c(fstype), c(opts));
+    // SAFETY: all pointers are valid NUL-terminated strings for the call.
+    let r = unsafe { libc::mount(d.as_ptr(), m.as_ptr(), t.as_ptr(), 0, o.as_ptr().cast()) };
+    if r == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// umount(2).
+pub fn umount(dir: &str) -> Result<(), io::Error> {
+    let d = CString::new(dir).expect("no NUL in path");
+    // SAFETY: `d` is a valid NUL-terminated string.
+    if unsafe { libc::umount(d.as_ptr()) } == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// Last `n` lines of the kernel log.
+pub fn dmesg_tail(n: usize) -> String {
+    let all = run("dmesg", &[]).unwrap_or_default();
+    let lines: Vec<&str> = all.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
+/// mkfs.rdaxfs in the guest.
+pub const MKFS: &str = "/bin/mkfs.rdaxfs";
+/// fsck.rdaxfs in the guest.
+pub const FSCK: &str = "/bin/fsck.rdaxfs";
+/// Block size of rdaxfs.
+pub const BLOCK: usize = 4096;
+
+/// `path` as a C string (paths in tests never contain NUL).
+pub fn cstr<P: AsRef<std::path::Path>>(path: P) -> CString {
+    use std::os::unix::ffi::OsStrExt;
+    CString::new(path.as_ref().as_os_str().as_bytes()).expect("no NUL in path")
+}
+
+/// The errno of the last failed libc call.
+pub fn errno() -> i32 {
+    io::Error::last_os_error().raw_os_error().unwrap_or(0)
+}
+
+/// Name of an errno value, for messages.
+pub fn errno_name(e: i32) -> String {
+    let name = match e {
+        0 => "success",
+        libc::EPERM => "EPERM",
+        libc::ENOENT => "ENOENT",
+        libc::EIO => "EIO",
+        libc::EBADF => "EBADF",
+        libc::EAGAIN => "EAGAIN",
+        libc::ENOMEM => "ENOMEM",
+        libc::EACCES => "EACCES",
+        libc::EBUSY => "EBUSY",
+        libc::EEXIST => "EEXIST",
+        libc::EXDEV => "EXDEV",
+        libc::ENODEV => "ENODEV",
+        libc::ENOTDIR => "ENOTDIR",
+        libc::EISDIR => "EISDIR",
+        libc::EINVAL => "EINVAL",
+        libc::EFBIG => "EFBIG",
+        libc::ENOSPC => "ENOSPC",
+        libc::EROFS => "EROFS",
+        libc::EMLINK => "EMLINK",
+        libc::ENAMETOOLONG => "ENAMETOOLONG",
+        libc::ENOTEMPTY => "ENOTEMPTY",
+        libc::ELOOP => "ELOOP",
+        libc::EOPNOTSUPP => "EOPNOTSUPP",
+        libc::EUCLEAN => "EUCLEAN",
+        _ => return format!("errno {e}"),
+    };
+    name.to_string()
+}
+
+/// Fails unless `res` is an error with `want` as its errno.
+pub fn expect_errno<T>(res: io::Result<T>, want: i32, what: &str) -> TestResult {
+    match res {
+        Ok(_) => Err(format!(
+            "{what}: succeeded, expected {}",
+            errno_name(want)
+        )),
+        Err(e) if e.raw_os_error() == Some(want) => Ok(()),
+        Err(e) => Err(format!(
+            "{what}: failed with {} ({e}), expected {}",
+            errno_name(e.raw_os_error().unwrap_or(0)),
+            errno_name(want)
+        )),
+    }
+}
+
+/// Turns a libc return value (`-1` = failure) into an `io::Result`.
+pub fn check_rc(rc: libc::c_long) -> io::Result<libc::c_long> {
+    if rc < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(rc)
+    }
+}
+
+/// Adds `what` to an I/O error.
+pub fn ctx<T>(res: io::Result<T>, what: impl std::fmt::Display) -> Result<T, String> {
+    res.map_err(|e| format!("{what}: {e}"))
+}
+
+/// statfs(2) of `path`.
+pub fn statfs<P: AsRef<std::path::Path>>(path: P) -> Result<libc::statfs, String> {
+    let c = cstr(path.as_ref());
+    // SAFETY: zeroed statfs is a valid out-buffer; `c` is NUL-terminated.
+    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
+    // SAFETY: as above.
+    if unsafe { libc::statfs(c.as_ptr(), &mut st) } != 0 {
+        return Err(format!(
+            "statfs {}: {}",
+            path.as_ref().display(),
+            io::Error::last_os_error()
+        ));
+    }
+    Ok(st)
+}
+
+/// Free blocks and free inodes reported by statfs.
+pub fn free_counts<P: AsRef<std::path::Path>>(path: P) -> Result<(u64, u64), String> {
+    let st = statfs(path)?;
+    Ok((st.f_bfree, st.f_ffree))
+}
+
+/// Runs a command and returns its exit code (-1 if killed or not started)
+/// and its combined stdout and stderr.
+pub fn run_output(cmd: &str, args: &[&str]) -> (i32, String) {
+    match Command::new(cmd).args(args).output() {
+        Ok(out) => (
+            out.status.code().unwrap_or(-1),
+            format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ),
+        ),
+        Err(e) => (-1, format!("{cmd}: {e}")),
+    }
+}
+
+/// mkfs.rdaxfs --force `dev` `extra...`.
+pub fn mkfs(dev: &str, extra: &[&str]) -> TestResult {
+    let mut args = vec!["--force", dev];
+    args.extend_from_slice(extra);
+    run(MKFS, &args).map(|_| ())
+}
+
+/// Runs fsck.rdaxfs `args... dev`; returns exit code and output.
+pub fn fsck(dev: &str, args: &[&str]) -> (i32, String) {
+    let mut a = args.to_vec();
+    a.push(dev);
+    run_output(FSCK, &a)
+}
+
+/// Fails unless `fsck.rdaxfs -n dev` exits 0.
+pub fn fsck_clean(dev: &str) -> TestResult {
+    let (code, out) = fsck(dev, &["-n"]);
+    if code != 0 {
+        return Err(format!(
+            "fsck.rdaxfs -n {dev} exited {code}, expected 0 (clean):\n{out}"
+        ));
+    }
+    println!("fsck.rdaxfs -n {dev}: clean");
+    Ok(())
+}
+
+/// The /proc/mounts line for mount point `dir`, if mounted.
+pub fn mount_entry(dir: &str) -> Option<String> {
+    let all = fs::read_to_string("/proc/mounts").ok()?;
+    all.lines()
+        .filter(|l| l.split_whitespace().nth(1) == Some(dir))
+        .last()
+        .map(str::to_string)
+}
+
+/// Unmounts `dir` while anything is mounted there; a busy mount is
+/// detached lazily so the next test starts clean.
+pub fn umount_all(dir: &str) {
+    for _ in 0..8 {
+        if mount_entry(dir).is_none() {
+            return;
+        }
+        if let Err(e) = umount(dir) {
+            eprintln!("cleanup: umount {dir}: {e}; detaching");
+            let d = cstr(dir);
+            // SAFETY: `d` is a valid NUL-terminated string.
+            unsafe { libc::umount2(d.as_ptr(), libc::MNT_DETACH) };
+        }
+    }
+}
+
+/// Formats PMEM and mounts it on MNT as rdaxfs.
+pub fn fresh_mount() -> TestResult {
+    umount_all(MNT);
+    mkfs(PMEM, &[])?;
+    mount(PMEM, MNT, "rdaxfs", "").map_err(|e| format!("mount -t rdaxfs {PMEM} {MNT}: {e}"))
+}
+
+/// Per-test environment: loads the module, and on drop undoes what the
+/// test did (unmounts MNT, resets parameters it set, unloads the module if
+/// it was not loaded before), also when the test fails half-way.
+pub struct Fixture {
+    was_loaded: bool,
+    params: Vec<String>,
+}
+
+impl Fixture {
+    /// Loads the module (recording whether it was loaded already).
+    pub fn new() -> Result<Self, String> {
+        let was_loaded = module_loaded();
+        load_module(&[])?;
+        Ok(Self {
+            was_loaded,
+            params: Vec::new(),
+        })
+    }
+
+    /// Sets a module parameter; it is reset to 0 when the fixture drops.
+    pub fn set_param(&mut self, name: &str, value: &str) -> TestResult {
+        if !self.params.iter().any(|p| p == name) {
+            self.params.push(name.to_string());
+        }
+        set_param(name, value)
+    }
+
+    /// Resets every parameter set through the fixture to 0.
+    pub fn reset_params(&mut self) -> TestResult {
+        let mut res = Ok(());
+        for p in self.params.drain(..) {
+            if let Err(e) = set_param(&p, "0") {
+                res = Err(e);
+            }
+        }
+        res
+    }
+}
+
+impl Drop for Fixture {
+    fn drop(&mut self) {
+        umount_all(MNT);
+        umount_all("/mnt2");
+        if let Err(e) = self.reset_params() {
+            eprintln!("cleanup: {e}");
+        }
+        if !self.was_loaded {
+            if let Err(e) = unload_module() {
+                eprintln!("cleanup: {e}");
+            }
+        }
+    }
+}
+
+/// Deterministic test data: byte `off` of stream `seed`. Never the same
+/// for neighbouring streams at the same offset.
+pub fn pattern_byte(seed: u64, off: u64) -> u8 {
+    let x = off
+        .wrapping_mul(0x9E37_79B9_7F4A_7C15)
+        .wrapping_add(seed.wrapping_mul(0xD1B5_4A32_D192_ED03));
+    ((x >> 56) as u8) ^ (off as u8) ^ (seed as u8).rotate_left(3)
+}
+
+/// Fills `buf` with stream `seed` starting at file offset `off`.
+pub fn fill_pattern(buf: &mut [u8], seed: u64, off: u64) {
+    for (i, b) in buf.iter_mut().enumerate() {
+        *b = pattern_byte(seed, off + i as u64);
+    }
+}
+
+/// First offset where `buf` (read at file offset `off`) differs from
+/// stream `seed`, as a message.
+pub fn check_pattern(buf: &[u8], seed: u64, off: u64) -> Option<String> {
+    buf.iter().enumerate().find_map(|(i, &b)| {
+        let want = pattern_byte(seed, off + i as u64);
+        (b != want).then(|| {
+            format!(
+                "byte at offset {} is {b:#04x}, expected {want:#04x}",
+                off + i as u64
+            )
+        })
+    })
+}
+
+/// CRC-32C (Castagnoli), bitwise; used to re-seal patched superblocks.
+pub fn crc32c(data: &[u8]) -> u32 {
+    let mut c = !0u32;
+    for &b in data {
+        c ^= u32::from(b);
+        for _ in 0..8 {
+            c = if c & 1 != 0 {
+                (c >> 1) ^ 0x82F6_3B78
+            } else {
+                c >> 1
+            };
+        }
+    }
+    !c
+}
+
+/// Writes a marker to the kernel log; [`dmesg_since`] returns what follows.
+pub fn dmesg_mark(tag: &str) -> String {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static N: AtomicU32 = AtomicU32::new(0);
+    let mark = format!("guest-test mark {tag} {}", N.fetch_add(1, Ordering::Relaxed));
+    if let Err(e) = fs::write("/dev/kmsg", format!("{mark}\n")) {
+        eprintln!("/dev/kmsg: {e}");
+    }
+    mark
+}
+
+/// Kernel log lines after the marker `mark` (the whole log if the marker
+/// scrolled away).
+pub fn dmesg_since(mark: &str) -> Vec<String> {
+    let all = run("dmesg", &[]).unwrap_or_default();
+    let lines: Vec<&str> = all.lines().collect();
+    let start = lines
+        .iter()
+        .rposition(|l| l.contains(mark))
+        .map_or(0, |i| i + 1);
+    lines[start..].iter().map(|s| s.to_string()).collect()
+}
+
+/// Fails if the kernel log lines contain an oops, BUG or warning.
+pub fn no_oops(lines: &[String]) -> TestResult {
+    const BAD: &[&str] = &[
+        "Oops",
+        "BUG:",
+        "kernel BUG",
+        "WARNING:",
+        "Call Trace",
+        "general protection",
+        "rust_panic",
+        "panicked",
+    ];
+    match lines.iter().find(|l| BAD.iter().any(|b| l.contains(b))) {
+        Some(l) => Err(format!("kernel log shows a problem: {l}")),
+        None => Ok(()),
+    }
+}
+
+/// A field of /proc/meminfo, in KiB.
+pub fn meminfo_kib(field: &str) -> Option<u64> {
+    let all = fs::read_to_string("/proc/meminfo").ok()?;
+    all.lines().find_map(|l| {
+        let rest = l.strip_prefix(field)?.strip_prefix(':')?;
+        rest.split_whitespace().next()?.parse().ok()
+    })
+}
+
+/// Opens `path` with raw `open(2)` flags and mode.
+pub fn open_raw<P: AsRef<std::path::Path>>(
+    path: P,
+    flags: libc::c_int,
+    mode: libc::mode_t,
+) -> io::Result<fs::File> {
+    use std::os::fd::FromRawFd;
+    let c = cstr(path.as_ref());
+    // SAFETY: `c` is NUL-terminated; the returned fd is owned by the File.
+    let fd = unsafe { libc::open(c.as_ptr(), flags | libc::O_CLOEXEC, libc::c_uint::from(mode)) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `fd` is a fresh descriptor nobody else owns.
+    Ok(unsafe { fs::File::from_raw_fd(fd) })
+}
+
+/// A shared mapping of a file, unmapped on drop.
+pub struct Mapping {
+    /// Start of the mapping.
+    pub ptr: *mut u8,
+    /// Length in bytes.
+    pub len: usize,
+}
+
+impl Mapping {
+    /// mmap(MAP_SHARED, PROT_READ|PROT_WRITE) of `len` bytes of `fd` at 0.
+    pub fn shared(fd: libc::c_int, len: usize) -> io::Result<Self> {
+        // SAFETY: a fresh mapping chosen by the kernel; no aliasing.
+        let p = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED,
+                fd,
+                0,
+            )
+        };
+        if p == libc::MAP_FAILED {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(Self {
+            ptr: p.cast(),
+            len,
+        })
+    }
+
+    /// Reads byte `i` of the mapping (volatile: the file can change it).
+    pub fn get(&self, i: usize) -> u8 {
+        assert!(i < self.len);
+        // SAFETY: in bounds of a live mapping.
+        unsafe { self.ptr.add(i).read_volatile() }
+    }
+
+    /// Stores `v` at byte `i` of the mapping.
+    pub fn set(&self, i: usize, v: u8) {
+        assert!(i < self.len);
+        // SAFETY: in bounds of a live, writable mapping.
+        unsafe { self.ptr.add(i).write_volatile(v) }
+    }
+
+    /// msync(MS_SYNC) of the whole mapping.
+    pub fn sync(&self) -> io::Result<()> {
+        // SAFETY: the range is exactly this mapping.
+        let r = unsafe { libc::msync(self.ptr.cast(), self.len, libc::MS_SYNC) };
+        check_rc(r.into()).map(|_| ())
+    }
+}
+
+impl Drop for Mapping {
+    fn drop(&mut self) {
+        // SAFETY: unmaps exactly the mapping this value owns.
+        unsafe { libc::munmap(self.ptr.cast(), self.len) };
+    }
+}
+
+/// Forks; the child runs `f` and exits with its return value. Returns the
+/// raw wait status. `f` must only make async-signal-safe calls (the parent
+/// may have other threads).
+pub fn fork_wait(f: impl FnOnce() -> i32) -> Result<libc::c_int, String> {
+    // SAFETY: the child only runs `f` (async-signal-safe by contract) and
+    // then `_exit`s.
+    let pid = unsafe { libc::fork() };
+    if pid < 0 {
+        return Err(format!("fork: {}", io::Error::last_os_error()));
+    }
+    if pid == 0 {
+        let code = f();
+        // SAFETY: leaving the child without running parent's destructors.
+        unsafe { libc::_exit(code) };
+    }
+    let mut status = 0;
+    // SAFETY: waiting for our own child.
+    if unsafe { libc::waitpid(pid, &mut status, 0) } != pid {
+        return Err(format!("waitpid: {}", io::Error::last_os_error()));
+    }
+    Ok(status)
+}
+
+/// Describes a wait status.
+pub fn describe_status(status: libc::c_int) -> String {
+    if libc::WIFEXITED(status) {
+        format!("exited with {}", libc::WEXITSTATUS(status))
+    } else if libc::WIFSIGNALED(status) {
+        format!("killed by signal {}", libc::WTERMSIG(status))
+    } else {
+        format!("wait status {status:#x}")
+    }
+}
+
+/// A scratch directory for host tests, removed on drop.
+#[cfg(test)]
+pub struct TempDir(pub std::path::PathBuf);
+
+#[cfg(test)]
+impl TempDir {
+    /// Creates a fresh directory under the system temp dir.
+    pub fn new(tag: &str) -> Self {
+        use std::sync::atomic::{AtomicU32, Ordering};
+        static N: AtomicU32 = AtomicU32::new(0);
+        let p = std::env::temp_dir().join(format!(
+            "rdaxfs-guest-{tag}-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        ));
+        let _ = fs::remove_dir_all(&p);
+        fs::create_dir_all(&p).expect("create temp dir");
+        Self(p)
+    }
+}
+
+#[cfg(test)]
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.0);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn crc32c_matches_reference() {
+        // The standard check value of CRC-32C.
+        assert_eq!(crc32c(b"123456789"), 0xE306_9283);
+    }
+
+    #[test]
+    fn pattern_round_trip() {
+        let mut buf = vec![0u8; 5000];
+        fill_pattern(&mut buf, 7, 123);
+        assert!(check_pattern(&buf, 7, 123).is_none());
+        assert!(check_pattern(&buf, 8, 123).is_some());
+        buf[4999] ^= 1;
+        assert!(check_pattern(&buf, 7, 123).unwrap().contains("5122"));
+    }
+}

@@ -1,0 +1,121 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * rdaxfs C helpers: wrappers for static inline functions and macros, and the
+ * module parameters. See helpers.h.
+ */
+#include <linux/delay.h>
+#include <linux/fs.h>
+#include <linux/module.h>
+#include <linux/moduleparam.h>
+#include <linux/pagemap.h>
+#include <linux/wait_bit.h>
+#include "helpers.h"
+
+void rdaxfs_inode_lock(struct inode *inode) { inode_lock(inode); }
+void rdaxfs_inode_unlock(struct inode *inode) { inode_unlock(inode); }
+void rdaxfs_inode_lock_shared(struct inode *inode) { inode_lock_shared(inode); }
+void rdaxfs_inode_unlock_shared(struct inode *inode) { inode_unlock_shared(inode); }
+void rdaxfs_invalidate_lock(struct address_space *m) { filemap_invalidate_lock(m); }
+void rdaxfs_invalidate_unlock(struct address_space *m) { filemap_invalidate_unlock(m); }
+void rdaxfs_invalidate_lock_shared(struct address_space *m) { filemap_invalidate_lock_shared(m); }
+void rdaxfs_invalidate_unlock_shared(struct address_space *m) { filemap_invalidate_unlock_shared(m); }
+loff_t rdaxfs_i_size_read(const struct inode *inode) { return i_size_read(inode); }
+void rdaxfs_i_size_write(struct inode *inode, loff_t size) { i_size_write(inode, size); }
+void rdaxfs_sb_start_pagefault(struct super_block *sb) { sb_start_pagefault(sb); }
+void rdaxfs_sb_end_pagefault(struct super_block *sb) { sb_end_pagefault(sb); }
+void rdaxfs_sb_start_write(struct super_block *sb) { sb_start_write(sb); }
+void rdaxfs_sb_end_write(struct super_block *sb) { sb_end_write(sb); }
+
+static void rdaxfs_wait_dax_page(struct address_space *mapping)
+{
+	filemap_invalidate_unlock(mapping);
+	schedule();
+	filemap_invalidate_lock(mapping);
+}
+
+int rdaxfs_wait_dax_page_idle(struct page *page, struct address_space *mapping)
+{
+	/* 6.12: an idle fsdax page has refcount 1 (see mm/memremap.c). */
+	return ___wait_var_event(&page->_refcount,
+				 atomic_read(&page->_refcount) == 1,
+				 TASK_INTERRUPTIBLE, 0, 0,
+				 rdaxfs_wait_dax_page(mapping));
+}
+
+/*
+ * Test-only switches. Each one reintroduces a historical DAX data-loss bug so
+ * that the guest suite can prove its reproducer catches it. Never set them on
+ * a filesystem whose data matters.
+ */
+static bool bug_zero_outside_lock;
+module_param(bug_zero_outside_lock, bool, 0644);
+MODULE_PARM_DESC(bug_zero_outside_lock, "TEST ONLY, loses data: zero new blocks after dropping the allocation lock (xfs 2015 race)");
+static bool bug_skip_break_layouts;
+module_param(bug_skip_break_layouts, bool, 0644);
+MODULE_PARM_DESC(bug_skip_break_layouts, "TEST ONLY, corrupts data: free blocks without waiting for DMA pins");
+static bool bug_break_layouts_once;
+module_param(bug_break_layouts_once, bool, 0644);
+MODULE_PARM_DESC(bug_break_layouts_once, "TEST ONLY, corrupts data: stop break-layouts after one busy page (ext4 2018 bug)");
+static unsigned int bug_delay_us;
+module_param(bug_delay_us, uint, 0644);
+MODULE_PARM_DESC(bug_delay_us, "TEST ONLY: widen racy windows by this many microseconds");
+
+bool rdaxfs_bug_zero_outside_lock(void) { return READ_ONCE(bug_zero_outside_lock); }
+bool rdaxfs_bug_skip_break_layouts(void) { return READ_ONCE(bug_skip_break_layouts); }
+bool rdaxfs_bug_break_layouts_once(void) { return READ_ONCE(bug_break_layouts_once); }
+unsigned int rdaxfs_bug_delay_us(void) { return READ_ONCE(bug_delay_us); }
+
+#include <linux/dax.h>
+#include <linux/libnvdimm.h>
+#include <linux/seq_file.h>
+#include <linux/uio.h>
+
+unsigned int rdaxfs_i_uid_read(const struct inode *inode) { return i_uid_read(inode); }
+unsigned int rdaxfs_i_gid_read(const struct inode *inode) { return i_gid_read(inode); }
+void rdaxfs_i_uid_write(struct inode *inode, unsigned int uid) { i_uid_write(inode, uid); }
+void rdaxfs_i_gid_write(struct inode *inode, unsigned int gid) { i_gid_write(inode, gid); }
+
+/* Times in the order atime, mtime, ctime. */
+void rdaxfs_inode_get_times(const struct inode *inode, s64 *sec, u32 *nsec)
+{
+	struct timespec64 t[3] = { inode_get_atime(inode), inode_get_mtime(inode), inode_get_ctime(inode) };
+	int i;
+
+	for (i = 0; i < 3; i++) {
+		sec[i] = t[i].tv_sec;
+		nsec[i] = t[i].tv_nsec;
+	}
+}
+
+void rdaxfs_inode_set_times(struct inode *inode, const s64 *sec, const u32 *nsec)
+{
+	inode_set_atime(inode, sec[0], nsec[0]);
+	inode_set_mtime(inode, sec[1], nsec[1]);
+	inode_set_ctime(inode, sec[2], nsec[2]);
+}
+
+struct inode *rdaxfs_file_inode(const struct file *file) { return file_inode(file); }
+struct inode *rdaxfs_d_inode(const struct dentry *dentry) { return d_inode(dentry); }
+bool rdaxfs_dir_emit(struct dir_context *ctx, const char *name, int len, u64 ino, unsigned int type)
+{
+	return dir_emit(ctx, name, len, ino, type);
+}
+void rdaxfs_file_accessed(struct file *file) { file_accessed(file); }
+ssize_t rdaxfs_generic_write_sync(struct kiocb *iocb, ssize_t count) { return generic_write_sync(iocb, count); }
+size_t rdaxfs_iov_iter_count(const struct iov_iter *i) { return iov_iter_count(i); }
+void rdaxfs_iov_iter_truncate(struct iov_iter *i, u64 count) { iov_iter_truncate(i, count); }
+bool rdaxfs_is_sync_mapping(struct vm_area_struct *vma) { return vma->vm_flags & VM_SYNC; }
+struct file *rdaxfs_vmf_file(const struct vm_fault *vmf) { return vmf->vma->vm_file; }
+bool rdaxfs_vmf_write(const struct vm_fault *vmf)
+{
+	return (vmf->flags & FAULT_FLAG_WRITE) && (vmf->vma->vm_flags & VM_SHARED);
+}
+void rdaxfs_vma_set_dax(struct vm_area_struct *vma) { vm_flags_set(vma, VM_HUGEPAGE); }
+void rdaxfs_seq_puts(struct seq_file *m, const char *s) { seq_puts(m, s); }
+
+/* Metadata goes to pmem with cache-bypassing stores, ordered by the fence. */
+void rdaxfs_pmem_copy_to(void *dst, const void *src, size_t len) { memcpy_flushcache(dst, src, len); }
+void rdaxfs_pmem_copy_from(void *dst, const void *src, size_t len) { memcpy(dst, src, len); }
+void rdaxfs_pmem_fence(void) { pmem_wmb(); }
+void rdaxfs_delay_us(unsigned int us) { if (us) usleep_range(us, us + us / 4 + 1); }
+void rdaxfs_set_dax_inode(struct inode *inode) { inode->i_flags |= S_DAX; }

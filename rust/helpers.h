@@ -1,0 +1,75 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * rdaxfs C helpers: static inline kernel functions and macros have no symbol
+ * for Rust to call, so each gets a one-line exported-to-Rust wrapper here.
+ * Module parameters (the test-only bug switches) live here too.
+ */
+#ifndef RDAXFS_HELPERS_H
+#define RDAXFS_HELPERS_H
+
+#include <linux/fs.h>
+#include <linux/mm.h>
+
+struct dax_device;
+
+void rdaxfs_inode_lock(struct inode *inode);
+void rdaxfs_inode_unlock(struct inode *inode);
+void rdaxfs_inode_lock_shared(struct inode *inode);
+void rdaxfs_inode_unlock_shared(struct inode *inode);
+void rdaxfs_invalidate_lock(struct address_space *mapping);
+void rdaxfs_invalidate_unlock(struct address_space *mapping);
+void rdaxfs_invalidate_lock_shared(struct address_space *mapping);
+void rdaxfs_invalidate_unlock_shared(struct address_space *mapping);
+loff_t rdaxfs_i_size_read(const struct inode *inode);
+void rdaxfs_i_size_write(struct inode *inode, loff_t size);
+void rdaxfs_sb_start_pagefault(struct super_block *sb);
+void rdaxfs_sb_end_pagefault(struct super_block *sb);
+void rdaxfs_sb_start_write(struct super_block *sb);
+void rdaxfs_sb_end_write(struct super_block *sb);
+
+/*
+ * Wait until @page's refcount is back to 1 (no DMA pin), dropping and
+ * retaking @mapping's invalidate lock around the sleep. Returns 0 when the
+ * page is idle, -EINTR on a fatal signal.
+ */
+int rdaxfs_wait_dax_page_idle(struct page *page, struct address_space *mapping);
+
+/* Test-only switches that put historical DAX bugs back (off by default). */
+bool rdaxfs_bug_zero_outside_lock(void);
+bool rdaxfs_bug_skip_break_layouts(void);
+bool rdaxfs_bug_break_layouts_once(void);
+unsigned int rdaxfs_bug_delay_us(void);
+
+#endif
+
+/* Inline accessors. */
+struct kiocb;
+struct iov_iter;
+struct vm_fault;
+struct dir_context;
+struct file;
+struct vm_area_struct;
+struct seq_file;
+unsigned int rdaxfs_i_uid_read(const struct inode *inode);
+unsigned int rdaxfs_i_gid_read(const struct inode *inode);
+void rdaxfs_i_uid_write(struct inode *inode, unsigned int uid);
+void rdaxfs_i_gid_write(struct inode *inode, unsigned int gid);
+void rdaxfs_inode_get_times(const struct inode *inode, s64 *sec, u32 *nsec);
+void rdaxfs_inode_set_times(struct inode *inode, const s64 *sec, const u32 *nsec);
+struct inode *rdaxfs_file_inode(const struct file *file);
+struct inode *rdaxfs_d_inode(const struct dentry *dentry);
+bool rdaxfs_dir_emit(struct dir_context *ctx, const char *name, int len, u64 ino, unsigned int type);
+void rdaxfs_file_accessed(struct file *file);
+ssize_t rdaxfs_generic_write_sync(struct kiocb *iocb, ssize_t count);
+size_t rdaxfs_iov_iter_count(const struct iov_iter *i);
+void rdaxfs_iov_iter_truncate(struct iov_iter *i, u64 count);
+bool rdaxfs_is_sync_mapping(struct vm_area_struct *vma);
+struct file *rdaxfs_vmf_file(const struct vm_fault *vmf);
+bool rdaxfs_vmf_write(const struct vm_fault *vmf);
+void rdaxfs_vma_set_dax(struct vm_area_struct *vma);
+void rdaxfs_seq_puts(struct seq_file *m, const char *s);
+void rdaxfs_pmem_copy_to(void *dst, const void *src, size_t len);
+void rdaxfs_pmem_copy_from(void *dst, const void *src, size_t len);
+void rdaxfs_pmem_fence(void);
+void rdaxfs_delay_us(unsigned int us);
+void rdaxfs_set_dax_inode(struct inode *inode);

@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# Boot the guest kernel under QEMU (TCG) with pmem and run tests in it.
+# Usage: guest.sh --kernel BZIMAGE --initrd CPIO --pmem memmap|nvdimm
+#                 [--tests a,b,c] [--smp N] [--timeout SECONDS] [--log FILE]
+#                 [--image FILE] [--interactive]
+# With --pmem nvdimm the device is backed by --image (created if missing),
+# which the host can inspect after the guest stops.
+set -euo pipefail
+kernel= initrd= pmem=memmap tests=demo smp=2 timeout=600 log=/dev/null image= interactive=0
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --kernel) kernel=$2; shift ;;
+    --initrd) initrd=$2; shift ;;
+    --pmem) pmem=$2; shift ;;
+    --tests) tests=$2; shift ;;
+    --smp) smp=$2; shift ;;
+    --timeout) timeout=$2; shift ;;
+    --log) log=$2; shift ;;
+    --image) image=$2; shift ;;
+    --interactive) interactive=1 ;;
+    *) echo "guest.sh: unknown option $1" >&2; exit 2 ;;
+  esac
+  shift
+done
+append="console=ttyS0 panic=-1 oops=panic softlockup_panic=0 rdaxfs.pmem=$pmem rdaxfs.tests=$tests"
+args=(-cpu max -smp "$smp" -nographic -no-reboot -kernel "$kernel" -initrd "$initrd")
+case "$pmem" in
+  memmap)
+    # 512 MiB of legacy e820 pmem at 1 GiB (2 MiB aligned, so PMD faults work).
+    args+=(-m 2G)
+    append="$append memmap=512M!1G"
+    ;;
+  nvdimm)
+    [ -n "$image" ] || { echo "guest.sh: --pmem nvdimm needs --image FILE" >&2; exit 2; }
+    [ -f "$image" ] || truncate -s 512M "$image"
+    args+=(-machine pc,nvdimm=on -m 2G,slots=2,maxmem=4G
+           -object "memory-backend-file,id=nvmem,share=on,mem-path=$image,size=512M,align=2M"
+           -device nvdimm,id=nv0,memdev=nvmem)
+    ;;
+  *) echo "guest.sh: --pmem must be memmap or nvdimm" >&2; exit 2 ;;
+esac
+args+=(-append "$append")
+if [ $interactive -eq 1 ]; then
+  exec qemu-system-x86_64 "${args[@]}"
+fi
+set +e
+timeout --foreground -k 10 "$timeout" qemu-system-x86_64 "${args[@]}" < /dev/null 2>&1 | tee "$log"
+rc=${PIPESTATUS[0]}
+set -e
+if [ "$rc" -eq 124 ] || [ "$rc" -eq 137 ]; then
+  echo "RDAXFS-GUEST: timeout after ${timeout}s" | tee -a "$log"
+fi
+exit 0

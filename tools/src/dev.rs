@@ -96,3 +96,70 @@ impl Dev for MemDev {
 fn eof() -> io::Error {
     io::Error::new(io::ErrorKind::UnexpectedEof, "read past end of device")
 }
+
+/// A sparse in-memory image: only written blocks take memory, the rest
+/// reads as zero. Cheap to clone for tests and fuzzing of large images.
+#[derive(Clone, Default)]
+pub struct SparseDev {
+    /// Written blocks by block number (4 KiB each).
+    pub blocks: std::collections::BTreeMap<u64, Box<[u8; 4096]>>,
+    /// Device size in bytes.
+    pub size: u64,
+}
+
+impl SparseDev {
+    /// An all-zero device of `size` bytes.
+    pub fn new(size: u64) -> Self {
+        Self {
+            blocks: Default::default(),
+            size,
+        }
+    }
+
+    fn span(&self, off: u64, len: usize) -> io::Result<u64> {
+        let end = off.checked_add(len as u64).ok_or_else(eof)?;
+        if end > self.size {
+            return Err(eof());
+        }
+        Ok(end)
+    }
+}
+
+impl Dev for SparseDev {
+    fn read_at(&mut self, off: u64, buf: &mut [u8]) -> io::Result<()> {
+        self.span(off, buf.len())?;
+        let mut done = 0usize;
+        while done < buf.len() {
+            let pos = off + done as u64;
+            let (blk, within) = (pos / 4096, (pos % 4096) as usize);
+            let n = (4096 - within).min(buf.len() - done);
+            match self.blocks.get(&blk) {
+                Some(b) => buf[done..done + n].copy_from_slice(&b[within..within + n]),
+                None => buf[done..done + n].fill(0),
+            }
+            done += n;
+        }
+        Ok(())
+    }
+
+    fn write_at(&mut self, off: u64, buf: &[u8]) -> io::Result<()> {
+        self.span(off, buf.len())?;
+        let mut done = 0usize;
+        while done < buf.len() {
+            let pos = off + done as u64;
+            let (blk, within) = (pos / 4096, (pos % 4096) as usize);
+            let n = (4096 - within).min(buf.len() - done);
+            let b = self
+                .blocks
+                .entry(blk)
+                .or_insert_with(|| Box::new([0u8; 4096]));
+            b[within..within + n].copy_from_slice(&buf[done..done + n]);
+            done += n;
+        }
+        Ok(())
+    }
+
+    fn size(&mut self) -> io::Result<u64> {
+        Ok(self.size)
+    }
+}

@@ -10,5 +10,7 @@ pub mod mkfs;
 
 pub use rdaxfs_format as format;
 
-pub use dev::{Dev, FileDev, MemDev};
+pub use dev::{Dev, FileDev, MemDev, SparseDev};
 pub use fs::{Error, Fs, Result};
+
+pub mod testutil;

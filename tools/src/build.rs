@@ -130,14 +130,16 @@ impl<D: Dev> Builder<D> {
         size: u64,
     ) -> Result<()> {
         let nblocks = size.div_ceil(BLOCK_SIZE_U64);
-        let large = nblocks >= HUGE_BLOCKS;
         let mut exts: Vec<Extent> = Vec::new();
         let mut done = 0u64;
         let mut buf = vec![0u8; 256 * BLOCK_SIZE];
         while done < nblocks {
             let hint = exts.last().and_then(|e| e.physical_end()).unwrap_or(0);
-            let (start, n) =
-                self.alloc_blocks((nblocks - done).min(u64::from(u32::MAX)), hint, large)?;
+            let (start, n) = self.alloc_blocks(
+                (nblocks - done).min(u64::from(u32::MAX)),
+                hint,
+                done >= HUGE_BLOCKS,
+            )?;
             self.copy_run(r, &mut buf, start, n, size - done * BLOCK_SIZE_U64)?;
             let e = Extent {
                 logical: done,

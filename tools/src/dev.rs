@@ -163,3 +163,21 @@ impl Dev for SparseDev {
         Ok(self.size)
     }
 }
+
+impl<T: Dev + ?Sized> Dev for &mut T {
+    fn read_at(&mut self, off: u64, buf: &mut [u8]) -> io::Result<()> {
+        (**self).read_at(off, buf)
+    }
+
+    fn write_at(&mut self, off: u64, buf: &[u8]) -> io::Result<()> {
+        (**self).write_at(off, buf)
+    }
+
+    fn size(&mut self) -> io::Result<u64> {
+        (**self).size()
+    }
+
+    fn sync(&mut self) -> io::Result<()> {
+        (**self).sync()
+    }
+}

@@ -418,8 +418,14 @@ impl<D: Dev> Checker<'_, D> {
             let b = self.read_block(next)?;
             let hdr = match ExtentBlockHeader::decode(&b[..], ino) {
                 Ok(h) if h.count > 0 => h,
-                Ok(_) => return Ok(self.chain_bad(ino, next, FormatError::BadCount, node)),
-                Err(e) => return Ok(self.chain_bad(ino, next, e, node)),
+                Ok(_) => {
+                    self.chain_bad(ino, next, FormatError::BadCount, node);
+                    return Ok(());
+                }
+                Err(e) => {
+                    self.chain_bad(ino, next, e, node);
+                    return Ok(());
+                }
             };
             node.chain.push(next);
             for i in 0..hdr.count as usize {

@@ -167,10 +167,11 @@ pub fn small_image(seed: u64) -> crate::dev::SparseDev {
     let ino = b.alloc_inode().expect("inode");
     let mut inode = crate::build::new_inode(S_IFREG | 0o600, Meta::default());
     inode.nlink = 1;
+    let mut gaps = Vec::new();
     let exts: Vec<Extent> = (0..20)
         .map(|i| {
             let (p, _) = b.alloc_blocks(1, 0, false).expect("blocks");
-            b.alloc_blocks(1, 0, false).expect("gap");
+            gaps.push(b.alloc_blocks(1, 0, false).expect("gap").0);
             Extent {
                 logical: i * 2,
                 physical: p,
@@ -178,6 +179,9 @@ pub fn small_image(seed: u64) -> crate::dev::SparseDev {
             }
         })
         .collect();
+    for g in gaps {
+        bit_clear(&mut b.bbm, g).expect("gap");
+    }
     inode.size = 40 * BLOCK_SIZE_U64;
     b.set_extents(ino, &mut inode, &exts).expect("extents");
     let root = b.fs.sb.root_ino;

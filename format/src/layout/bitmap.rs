@@ -182,7 +182,8 @@ pub struct AllocRequest {
 /// `(start, len)` with `1 <= len <= want`, or `None` if the area is full.
 /// The caller marks the blocks used and calls again for the remainder.
 ///
-/// Policy: (1) contiguous growth at `hint` if the whole run is free;
+/// Policy: (1) contiguous growth at `hint` if the whole run is free (for a
+/// big request of a file not yet 2 MiB long, only if `hint` is aligned);
 /// (2) for requests `>= HUGE_BLOCKS` or large files, a 2 MiB-aligned run
 /// of `want` blocks, then a single aligned 2 MiB run; (3) first fit of
 /// `want` blocks from `hint`; (4) the first free fragment from `hint`.
@@ -191,10 +192,12 @@ pub fn choose_blocks(bm: &[u8], lo: u64, hi: u64, req: AllocRequest) -> Option<(
     if want == 0 || lo >= hi {
         return None;
     }
-    if req.hint >= lo && run_is_free(bm, req.hint, want, hi) {
+    let big = want >= HUGE_BLOCKS || req.large_file;
+    let grow_ok = !big || req.large_file || req.hint.is_multiple_of(HUGE_BLOCKS);
+    if req.hint >= lo && grow_ok && run_is_free(bm, req.hint, want, hi) {
         return Some((req.hint, want));
     }
-    if want >= HUGE_BLOCKS || req.large_file {
+    if big {
         if let Some(s) = find_aligned_run(bm, lo, hi, req.hint, want, HUGE_BLOCKS) {
             return Some((s, want));
         }

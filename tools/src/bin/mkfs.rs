@@ -72,7 +72,7 @@ fn main() {
         "rdaxfs on {}: {} blocks of 4096 bytes ({} MiB)",
         target.display(),
         sb.block_count,
-        sb.block_count * BLOCK_SIZE_U64 >> 20
+        (sb.block_count * BLOCK_SIZE_U64) >> 20
     );
     println!(
         "  inodes: {} ({} free), inode table at block {} ({} blocks)",

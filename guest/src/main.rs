@@ -2,7 +2,14 @@
 //! init prints `RDAXFS-TEST: NAME PASS|FAIL` from the exit status.
 
 mod basic;
+mod data;
+mod enospc;
+mod mount;
+mod namespace;
+mod persist;
+mod unlinked;
 mod util;
+mod zero_race;
 
 use util::TestResult;
 
@@ -12,6 +19,14 @@ type Test = fn() -> TestResult;
 const TESTS: &[(&str, Test)] = &[
     ("module-load", basic::module_load),
     ("pmem-present", basic::pmem_present),
+    ("mount-basic", mount::mount_basic),
+    ("namespace", namespace::namespace),
+    ("data", data::data),
+    ("unlinked-open", unlinked::unlinked_open),
+    ("zero-race", zero_race::zero_race),
+    ("zero-race-teeth", zero_race::zero_race_teeth),
+    ("persist", persist::persist),
+    ("enospc", enospc::enospc),
 ];
 
 fn main() {

@@ -173,10 +173,7 @@ pub fn errno_name(e: i32) -> String {
 /// Fails unless `res` is an error with `want` as its errno.
 pub fn expect_errno<T>(res: io::Result<T>, want: i32, what: &str) -> TestResult {
     match res {
-        Ok(_) => Err(format!(
-            "{what}: succeeded, expected {}",
-            errno_name(want)
-        )),
+        Ok(_) => Err(format!("{what}: succeeded, expected {}", errno_name(want))),
         Err(e) if e.raw_os_error() == Some(want) => Ok(()),
         Err(e) => Err(format!(
             "{what}: failed with {} ({e}), expected {}",
@@ -400,7 +397,10 @@ pub fn crc32c(data: &[u8]) -> u32 {
 pub fn dmesg_mark(tag: &str) -> String {
     use std::sync::atomic::{AtomicU32, Ordering};
     static N: AtomicU32 = AtomicU32::new(0);
-    let mark = format!("guest-test mark {tag} {}", N.fetch_add(1, Ordering::Relaxed));
+    let mark = format!(
+        "guest-test mark {tag} {}",
+        N.fetch_add(1, Ordering::Relaxed)
+    );
     if let Err(e) = fs::write("/dev/kmsg", format!("{mark}\n")) {
         eprintln!("/dev/kmsg: {e}");
     }
@@ -455,12 +455,36 @@ pub fn open_raw<P: AsRef<std::path::Path>>(
     use std::os::fd::FromRawFd;
     let c = cstr(path.as_ref());
     // SAFETY: `c` is NUL-terminated; the returned fd is owned by the File.
-    let fd = unsafe { libc::open(c.as_ptr(), flags | libc::O_CLOEXEC, libc::c_uint::from(mode)) };
+    let fd = unsafe {
+        libc::open(
+            c.as_ptr(),
+            flags | libc::O_CLOEXEC,
+            libc::c_uint::from(mode),
+        )
+    };
     if fd < 0 {
         return Err(io::Error::last_os_error());
     }
     // SAFETY: `fd` is a fresh descriptor nobody else owns.
     Ok(unsafe { fs::File::from_raw_fd(fd) })
+}
+
+/// utimensat(2): sets atime and mtime of `p` to (seconds, nanoseconds).
+pub fn set_times(p: &std::path::Path, atime: (i64, i64), mtime: (i64, i64)) -> io::Result<()> {
+    let c = cstr(p);
+    let ts = [
+        libc::timespec {
+            tv_sec: atime.0,
+            tv_nsec: atime.1,
+        },
+        libc::timespec {
+            tv_sec: mtime.0,
+            tv_nsec: mtime.1,
+        },
+    ];
+    // SAFETY: a valid path and two timespecs.
+    let r = unsafe { libc::utimensat(libc::AT_FDCWD, c.as_ptr(), ts.as_ptr(), 0) };
+    check_rc(r.into()).map(|_| ())
 }
 
 /// A shared mapping of a file, unmapped on drop.
@@ -488,10 +512,7 @@ impl Mapping {
         if p == libc::MAP_FAILED {
             return Err(io::Error::last_os_error());
         }
-        Ok(Self {
-            ptr: p.cast(),
-            len,
-        })
+        Ok(Self { ptr: p.cast(), len })
     }
 
     /// Reads byte `i` of the mapping (volatile: the file can change it).

@@ -1,0 +1,143 @@
+//! unlinked-open: an unlinked file lives on while open; its blocks and
+//! inode are freed at the last close.
+
+use std::fs;
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::{FileExt, MetadataExt};
+use std::path::Path;
+
+use crate::ensure;
+use crate::util::*;
+
+/// Blocks written to the unlinked file (8 MiB).
+const BLOCKS: u64 = 2048;
+
+/// The unlinked-open test on a freshly made and mounted rdaxfs.
+pub fn unlinked_open() -> TestResult {
+    let _fx = Fixture::new()?;
+    fresh_mount()?;
+    unlinked_in(Path::new(MNT), true)?;
+    ctx(umount(MNT), "umount")
+}
+
+/// The check in `dir`; `count_blocks`: also check statfs free counts
+/// (only exact on a filesystem nothing else writes to).
+pub fn unlinked_in(dir: &Path, count_blocks: bool) -> TestResult {
+    let p = dir.join("doomed");
+    let (free0, ifree0) = free_counts(dir)?;
+    let f = ctx(
+        fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&p),
+        "create doomed",
+    )?;
+    let chunk = 256 * BLOCK;
+    let mut buf = vec![0u8; chunk];
+    let total = BLOCKS as usize * BLOCK;
+    for off in (0..total).step_by(chunk) {
+        fill_pattern(&mut buf, 5, off as u64);
+        ctx(f.write_all_at(&buf, off as u64), "write")?;
+    }
+    ctx(f.sync_all(), "fsync")?;
+    let (free1, ifree1) = free_counts(dir)?;
+    ctx(fs::remove_file(&p), "unlink doomed")?;
+    expect_errno(fs::metadata(&p), libc::ENOENT, "stat after unlink")?;
+    ensure!(
+        !names_contain(dir, "doomed")?,
+        "unlinked name still listed by readdir"
+    );
+    let m = ctx(f.metadata(), "fstat after unlink")?;
+    ensure!(
+        m.nlink() == 0,
+        "fstat nlink {} after unlink, expected 0",
+        m.nlink()
+    );
+    ensure!(
+        m.len() == total as u64,
+        "fstat size {} after unlink",
+        m.len()
+    );
+
+    // Data still readable (and writable) through the descriptor.
+    for off in (0..total).step_by(chunk) {
+        ctx(f.read_exact_at(&mut buf, off as u64), "read after unlink")?;
+        if let Some(e) = check_pattern(&buf, 5, off as u64) {
+            return Err(format!("unlinked file: {e}"));
+        }
+    }
+    ctx(f.write_all_at(b"still here", 100), "write after unlink")?;
+    let mut small = [0u8; 10];
+    ctx(f.read_exact_at(&mut small, 100), "read")?;
+    ensure!(&small == b"still here", "write after unlink not read back");
+    // A mapping of the unlinked file works too.
+    let map = ctx(Mapping::shared(f.as_raw_fd(), BLOCK), "mmap unlinked file")?;
+    ensure!(
+        map.get(100) == b's',
+        "mmap of unlinked file reads {:#04x}",
+        map.get(100)
+    );
+    drop(map);
+    let (free2, ifree2) = free_counts(dir)?;
+    drop(f);
+    let (free3, ifree3) = free_counts(dir)?;
+    println!(
+        "unlinked-open: free blocks {free0} -> {free1} (written) -> {free2} (unlinked, open) -> {free3} (closed); free inodes {ifree0} -> {ifree1} -> {ifree2} -> {ifree3}"
+    );
+    if count_blocks {
+        // statfs counts in f_bsize units (4096 on rdaxfs).
+        let need = total as u64 / statfs(dir)?.f_bsize as u64;
+        ensure!(
+            free1 + need <= free0,
+            "writing {need} blocks took only {} blocks",
+            free0.saturating_sub(free1)
+        );
+        ensure!(
+            free2 + need <= free0,
+            "blocks came back before close: {free2} free while open, {free0} before the write"
+        );
+        ensure!(
+            ifree1 < ifree0,
+            "creating a file took no inode: {ifree0} -> {ifree1}"
+        );
+        ensure!(
+            ifree2 < ifree0,
+            "inode freed before close: {ifree2} free, {ifree0} before"
+        );
+        // A directory block may stay with the root; nothing else.
+        ensure!(
+            free3 + 1 >= free0,
+            "after close {free3} blocks free, expected {free0} (as before the file)"
+        );
+        ensure!(
+            ifree3 == ifree0,
+            "after close {ifree3} inodes free, expected {ifree0}"
+        );
+    }
+    Ok(())
+}
+
+fn names_contain(dir: &Path, name: &str) -> Result<bool, String> {
+    for e in ctx(fs::read_dir(dir), "readdir")? {
+        if ctx(e, "readdir")?.file_name() == name {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unlinked_on_host_fs() {
+        let t = TempDir::new("unl");
+        // Block counts are only exact on tmpfs (no delayed allocation,
+        // no journal); elsewhere check the data semantics alone.
+        let tmpfs = statfs(&t.0).unwrap().f_type == libc::TMPFS_MAGIC;
+        unlinked_in(&t.0, tmpfs).unwrap();
+    }
+}

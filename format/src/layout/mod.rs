@@ -18,12 +18,20 @@ mod extent;
 mod inode;
 mod superblock;
 
+// Glob re-exports: a user (the kernel) may not need every part yet.
+#[allow(unused_imports)]
 pub use self::bitmap::*;
+#[allow(unused_imports)]
 pub use self::crc::*;
+#[allow(unused_imports)]
 pub use self::dir::*;
+#[allow(unused_imports)]
 pub use self::error::*;
+#[allow(unused_imports)]
 pub use self::extent::*;
+#[allow(unused_imports)]
 pub use self::inode::*;
+#[allow(unused_imports)]
 pub use self::superblock::*;
 
 /// Size of every block, in bytes.

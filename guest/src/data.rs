@@ -224,34 +224,6 @@ fn append(dir: &Path) -> TestResult {
     ctx(fs::remove_file(&p), "unlink append")
 }
 
-/// A 4 KiB-aligned heap buffer for O_DIRECT.
-struct Aligned {
-    ptr: *mut u8,
-    len: usize,
-}
-
-impl Aligned {
-    fn new(len: usize) -> Self {
-        let layout = std::alloc::Layout::from_size_align(len, BLOCK).expect("layout");
-        // SAFETY: non-zero size layout.
-        let ptr = unsafe { std::alloc::alloc_zeroed(layout) };
-        assert!(!ptr.is_null(), "out of memory");
-        Self { ptr, len }
-    }
-    fn buf(&mut self) -> &mut [u8] {
-        // SAFETY: an allocation of `len` bytes this value owns.
-        unsafe { std::slice::from_raw_parts_mut(self.ptr, self.len) }
-    }
-}
-
-impl Drop for Aligned {
-    fn drop(&mut self) {
-        let layout = std::alloc::Layout::from_size_align(self.len, BLOCK).expect("layout");
-        // SAFETY: allocated above with this layout.
-        unsafe { std::alloc::dealloc(self.ptr, layout) };
-    }
-}
-
 fn o_direct(dir: &Path) -> TestResult {
     let p = dir.join("direct");
     let f = ctx(
@@ -467,12 +439,11 @@ fn mmap_coherence(dir: &Path) -> TestResult {
         "pwrite into mapped range",
     )?;
     model[BLOCK + 50..3 * BLOCK + 50].copy_from_slice(&w);
-    for i in 0..len {
-        if map.get(i) != model[i] {
+    for (i, &want) in model.iter().enumerate() {
+        if map.get(i) != want {
             return Err(format!(
-                "mmap after write(): byte {i} is {:#04x}, expected {:#04x}",
-                map.get(i),
-                model[i]
+                "mmap after write(): byte {i} is {:#04x}, expected {want:#04x}",
+                map.get(i)
             ));
         }
     }

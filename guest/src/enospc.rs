@@ -379,11 +379,11 @@ mod tests {
 
     /// Runs the whole fill on a small filesystem the caller mounted, e.g.
     /// `mount -t tmpfs -o size=48m tmpfs /tmp/smallfs;
-    /// RDAXFS_ENOSPC_DIR=/tmp/smallfs cargo test -- --ignored`.
+    /// RDAXFS_SCRATCH_DIR=/tmp/smallfs cargo test -- --ignored`.
     #[test]
-    #[ignore = "needs a small scratch filesystem in RDAXFS_ENOSPC_DIR"]
+    #[ignore = "needs a small scratch filesystem in RDAXFS_SCRATCH_DIR"]
     fn fill_on_small_host_fs() {
-        let dir = std::env::var("RDAXFS_ENOSPC_DIR").expect("RDAXFS_ENOSPC_DIR");
+        let dir = std::env::var("RDAXFS_SCRATCH_DIR").expect("RDAXFS_SCRATCH_DIR");
         let dir = Path::new(&dir);
         let base = free_counts(dir).unwrap();
         fill_in(dir, Some(base.0)).unwrap();

@@ -43,6 +43,7 @@ pub fn run(cmd: &str, args: &[&str]) -> Result<String, String> {
 }
 
 /// Runs a command and returns its exit code without failing.
+#[allow(dead_code)] // a general helper no current test needs
 pub fn run_status(cmd: &str, args: &[&str]) -> i32 {
     Command::new(cmd)
         .args(args)
@@ -131,11 +132,6 @@ pub const BLOCK: usize = 4096;
 pub fn cstr<P: AsRef<std::path::Path>>(path: P) -> CString {
     use std::os::unix::ffi::OsStrExt;
     CString::new(path.as_ref().as_os_str().as_bytes()).expect("no NUL in path")
-}
-
-/// The errno of the last failed libc call.
-pub fn errno() -> i32 {
-    io::Error::last_os_error().raw_os_error().unwrap_or(0)
 }
 
 /// Name of an errno value, for messages.
@@ -265,8 +261,7 @@ pub fn fsck_clean(dev: &str) -> TestResult {
 pub fn mount_entry(dir: &str) -> Option<String> {
     let all = fs::read_to_string("/proc/mounts").ok()?;
     all.lines()
-        .filter(|l| l.split_whitespace().nth(1) == Some(dir))
-        .last()
+        .rfind(|l| l.split_whitespace().nth(1) == Some(dir))
         .map(str::to_string)
 }
 
@@ -487,6 +482,36 @@ pub fn set_times(p: &std::path::Path, atime: (i64, i64), mtime: (i64, i64)) -> i
     check_rc(r.into()).map(|_| ())
 }
 
+/// A 4 KiB-aligned heap buffer for O_DIRECT.
+pub struct Aligned {
+    ptr: *mut u8,
+    len: usize,
+}
+
+impl Aligned {
+    /// A zeroed buffer of `len` bytes aligned to 4 KiB.
+    pub fn new(len: usize) -> Self {
+        let layout = std::alloc::Layout::from_size_align(len, BLOCK).expect("layout");
+        // SAFETY: non-zero size layout.
+        let ptr = unsafe { std::alloc::alloc_zeroed(layout) };
+        assert!(!ptr.is_null(), "out of memory");
+        Self { ptr, len }
+    }
+    /// The buffer.
+    pub fn buf(&mut self) -> &mut [u8] {
+        // SAFETY: an allocation of `len` bytes this value owns.
+        unsafe { std::slice::from_raw_parts_mut(self.ptr, self.len) }
+    }
+}
+
+impl Drop for Aligned {
+    fn drop(&mut self) {
+        let layout = std::alloc::Layout::from_size_align(self.len, BLOCK).expect("layout");
+        // SAFETY: allocated above with this layout.
+        unsafe { std::alloc::dealloc(self.ptr, layout) };
+    }
+}
+
 /// A shared mapping of a file, unmapped on drop.
 pub struct Mapping {
     /// Start of the mapping.
@@ -576,6 +601,33 @@ pub fn describe_status(status: libc::c_int) -> String {
     } else {
         format!("wait status {status:#x}")
     }
+}
+
+/// Reads block `block` of device `dev` with O_DIRECT (bypassing the
+/// block device's page cache, which the filesystem does not keep
+/// coherent when it writes through DAX).
+pub fn dev_read_block(dev: &str, block: u64) -> Result<Vec<u8>, String> {
+    use std::os::unix::fs::FileExt;
+    let f = ctx(open_raw(dev, libc::O_RDONLY | libc::O_DIRECT, 0), dev)?;
+    let mut a = Aligned::new(BLOCK);
+    ctx(
+        f.read_exact_at(a.buf(), block * BLOCK as u64),
+        format!("read block {block} of {dev}"),
+    )?;
+    Ok(a.buf().to_vec())
+}
+
+/// Writes block `block` of device `dev` with O_DIRECT and fsyncs.
+pub fn dev_write_block(dev: &str, block: u64, data: &[u8]) -> TestResult {
+    use std::os::unix::fs::FileExt;
+    let f = ctx(open_raw(dev, libc::O_RDWR | libc::O_DIRECT, 0), dev)?;
+    let mut a = Aligned::new(BLOCK);
+    a.buf().copy_from_slice(data);
+    ctx(
+        f.write_all_at(a.buf(), block * BLOCK as u64),
+        format!("write block {block} of {dev}"),
+    )?;
+    ctx(f.sync_all(), format!("fsync {dev}"))
 }
 
 /// A scratch directory for host tests, removed on drop.

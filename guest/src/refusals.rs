@@ -345,3 +345,44 @@ fn mount_cycles() -> TestResult {
     // The fs is still fine after the cycles.
     fsck_clean(PMEM)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn superblock_patch_keeps_checksum_valid() {
+        let mut b = vec![0u8; BLOCK];
+        b[..4].copy_from_slice(&SB_MAGIC.to_le_bytes());
+        patch_version(&mut b, 1);
+        assert_eq!(crc32c(&b[..SB_CRC_OFF]), le_u32(&b, SB_CRC_OFF));
+        patch_version(&mut b, 2);
+        assert_eq!(le_u32(&b, OFF_VERSION), 2);
+        assert_eq!(crc32c(&b[..SB_CRC_OFF]), le_u32(&b, SB_CRC_OFF));
+        garbage(&mut b);
+        assert_ne!(le_u32(&b, 0), SB_MAGIC);
+    }
+
+    /// Needs root and /dev/loop-control: the loop device used as the
+    /// non-DAX target attaches, is not DAX, and takes O_DIRECT block I/O.
+    #[test]
+    #[ignore = "needs root and loop devices"]
+    fn loop_device_round_trip() {
+        let lo = LoopDev::new(32 << 20).unwrap();
+        let dax = fs::read_to_string(format!("/sys/block/{}/queue/dax", &lo.path[5..]))
+            .unwrap_or_default();
+        assert_ne!(dax.trim(), "1");
+        let mut b = vec![0u8; BLOCK];
+        garbage(&mut b);
+        dev_write_block(&lo.path, 3, &b).unwrap();
+        assert_eq!(dev_read_block(&lo.path, 3).unwrap(), b);
+        let path = lo.path.clone();
+        drop(lo);
+        assert_eq!(
+            fs::read_to_string(format!("/sys/block/{}/size", &path[5..]))
+                .unwrap()
+                .trim(),
+            "0"
+        );
+    }
+}

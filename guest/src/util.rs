@@ -231,18 +231,31 @@ pub fn run_output(cmd: &str, args: &[&str]) -> (i32, String) {
     }
 }
 
-/// mkfs.rdaxfs --force `dev` `extra...`.
+/// mkfs.rdaxfs `dev` --force `extra...`.
 pub fn mkfs(dev: &str, extra: &[&str]) -> TestResult {
-    let mut args = vec!["--force", dev];
+    let mut args = vec![dev, "--force"];
     args.extend_from_slice(extra);
-    run(MKFS, &args).map(|_| ())
+    run(tool(MKFS), &args).map(|_| ())
+}
+
+/// `path` if it exists, else its cargo-built twin (`mkfs-rdaxfs` for
+/// `mkfs.rdaxfs`) if that exists, else `path` (to fail with its name).
+fn tool(path: &'static str) -> &'static str {
+    if std::path::Path::new(path).exists() {
+        return path;
+    }
+    match path {
+        MKFS if std::path::Path::new("/bin/mkfs-rdaxfs").exists() => "/bin/mkfs-rdaxfs",
+        FSCK if std::path::Path::new("/bin/fsck-rdaxfs").exists() => "/bin/fsck-rdaxfs",
+        _ => path,
+    }
 }
 
 /// Runs fsck.rdaxfs `args... dev`; returns exit code and output.
 pub fn fsck(dev: &str, args: &[&str]) -> (i32, String) {
     let mut a = args.to_vec();
     a.push(dev);
-    run_output(FSCK, &a)
+    run_output(tool(FSCK), &a)
 }
 
 /// Fails unless `fsck.rdaxfs -n dev` exits 0.

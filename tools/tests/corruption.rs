@@ -403,3 +403,29 @@ fn random_bytes_in_metadata_blocks_never_panic() {
         let _ = fsck_n(&mut dev);
     }
 }
+
+#[test]
+fn bad_overflow_extent_block() {
+    let (mut dev, (ino, ovf)) = edit(small_image(1), |fs| {
+        let ino = fs.resolve("/fragmented").unwrap();
+        (ino, fs.read_inode(ino).unwrap().overflow)
+    });
+    assert_ne!(ovf, 0);
+    xor_byte(&mut dev, ovf * 4096 + 100);
+    expect_repaired(
+        "overflow block",
+        dev,
+        &format!("inode {ino}: extent block {ovf}: checksum mismatch"),
+    );
+}
+
+#[test]
+fn wrong_block_count() {
+    let (dev, i) = catalog_image();
+    let dev = inode_edit(dev, i.a, |a| a.blocks += 3);
+    expect_repaired(
+        "blocks",
+        dev,
+        &format!("inode {}: block count 8 but 5 blocks owned", i.a),
+    );
+}

@@ -174,3 +174,26 @@ fn large_directory_spans_many_blocks() {
     assert!(fs.lookup(root, b"file-01499").unwrap().is_some());
     assert!(fsck_n(&mut fs.dev).is_clean());
 }
+
+#[test]
+fn random_host_trees_through_mkfs_d() {
+    for seed in 1..=6u64 {
+        let tmp = TempDir::new(&format!("host-{seed}"));
+        let src = tmp.0.join("src");
+        std::fs::create_dir(&src).unwrap();
+        let mut rng = Rng::new(seed);
+        random_host_tree(&mut rng, &src, 150 + 50 * seed as usize);
+        let opts = MkfsOptions {
+            populate: Some(src.clone()),
+            inodes: Some(2048),
+            ..MkfsOptions::default()
+        };
+        let dev = SparseDev::new(64 * MIB);
+        let mut fs = mkfs(dev, &opts, 1_700_000_000).unwrap();
+        let rep = fsck_n(&mut fs.dev);
+        assert!(rep.is_clean(), "seed {seed}: {}", messages(&rep));
+        let mut checked = 0;
+        compare(&mut fs, &src, "", &mut checked);
+        assert!(checked >= 150, "seed {seed}: {checked}");
+    }
+}

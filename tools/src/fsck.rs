@@ -967,7 +967,7 @@ impl<D: Dev> Checker<'_, D> {
     fn check_counts(&mut self) {
         let sb = &self.sb;
         let free_b = sb.data_blocks() - bits_count(&self.used, sb.data_start, sb.data_end());
-        let used_i = (self.nodes.len() + self.orphans.len()) as u64;
+        let used_i = bits_count(&self.computed_ibm(), 0, sb.inode_count);
         let free_i = sb.inode_count - used_i;
         self.rep.inodes = used_i;
         self.rep.blocks_used = sb.data_blocks() - free_b;

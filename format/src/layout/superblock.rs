@@ -302,8 +302,8 @@ impl Superblock {
     }
 
     /// Validates the geometry against a device of `device_bytes`: every
-    /// area inside the device, in order and non-overlapping, big enough for
-    /// its count, and free counts not above totals.
+    /// area inside the device, in order and non-overlapping, exactly the
+    /// size its count needs, and free counts not above totals.
     pub fn validate(&self, device_bytes: u64) -> Result<(), FormatError> {
         if self.block_count < MIN_DEVICE_BYTES / BLOCK_SIZE_U64 {
             return Err(FormatError::DeviceTooSmall);
@@ -352,8 +352,8 @@ impl Superblock {
         let ibm_need = div_ceil(self.inode_count, BITS_PER_BLOCK);
         let bbm_need = div_ceil(self.block_count, BITS_PER_BLOCK);
         if self.inode_table_blocks != it_need
-            || self.inode_bitmap_blocks < ibm_need
-            || self.block_bitmap_blocks < bbm_need
+            || self.inode_bitmap_blocks != ibm_need
+            || self.block_bitmap_blocks != bbm_need
         {
             return Err(FormatError::GeometryTooSmall);
         }

@@ -65,6 +65,7 @@ bool rdaxfs_bug_skip_break_layouts(void) { return READ_ONCE(bug_skip_break_layou
 bool rdaxfs_bug_break_layouts_once(void) { return READ_ONCE(bug_break_layouts_once); }
 unsigned int rdaxfs_bug_delay_us(void) { return READ_ONCE(bug_delay_us); }
 
+#include <linux/blkdev.h>
 #include <linux/dax.h>
 #include <linux/libnvdimm.h>
 #include <linux/seq_file.h>
@@ -119,3 +120,6 @@ void rdaxfs_pmem_copy_from(void *dst, const void *src, size_t len) { memcpy(dst,
 void rdaxfs_pmem_fence(void) { pmem_wmb(); }
 void rdaxfs_delay_us(unsigned int us) { if (us) usleep_range(us, us + us / 4 + 1); }
 void rdaxfs_set_dax_inode(struct inode *inode) { inode->i_flags |= S_DAX; }
+bool rdaxfs_dir_emit_dots(struct file *file, struct dir_context *ctx) { return dir_emit_dots(file, ctx); }
+u64 rdaxfs_bdev_nr_bytes(struct block_device *bdev) { return bdev_nr_bytes(bdev); }
+void rdaxfs_touch_cmtime(struct inode *inode) { inode_set_mtime_to_ts(inode, inode_set_ctime_current(inode)); }

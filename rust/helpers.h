@@ -73,3 +73,6 @@ void rdaxfs_pmem_copy_from(void *dst, const void *src, size_t len);
 void rdaxfs_pmem_fence(void);
 void rdaxfs_delay_us(unsigned int us);
 void rdaxfs_set_dax_inode(struct inode *inode);
+bool rdaxfs_dir_emit_dots(struct file *file, struct dir_context *ctx);
+u64 rdaxfs_bdev_nr_bytes(struct block_device *bdev);
+void rdaxfs_touch_cmtime(struct inode *inode);

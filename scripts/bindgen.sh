@@ -20,10 +20,10 @@ dir=$(dirname "$header")
 allow=(
   --blocklist-item 'IOMAP_NULL_ADDR'
   --allowlist-function 'rdaxfs_.*'
-  --allowlist-function 'dax_.*|fs_dax_.*'
+  --allowlist-function 'dax_.*|fs_dax_.*|fs_put_dax'
   --allowlist-function 'iomap_.*'
   --allowlist-function 'get_tree_bdev|kill_block_super|register_filesystem|unregister_filesystem'
-  --allowlist-function 'iget_locked|unlock_new_inode|iget_failed|iput|ihold|new_inode|insert_inode_hash|inode_init_owner|init_special_inode|inode_nohighmem|clear_inode|mark_inode_dirty|__mark_inode_dirty|set_nlink|inc_nlink|drop_nlink|clear_nlink|inode_set_ctime_current|current_time|is_bad_inode|make_bad_inode|inode_needs_sync|inode_newsize_ok|generic_fillattr|setattr_prepare|setattr_copy|inode_dio_wait|file_remove_privs|file_update_time|file_modified|touch_atime'
+  --allowlist-function 'inode_init_once|iget_locked|unlock_new_inode|iget_failed|iput|ihold|new_inode|insert_inode_hash|inode_init_owner|init_special_inode|inode_nohighmem|clear_inode|mark_inode_dirty|__mark_inode_dirty|set_nlink|inc_nlink|drop_nlink|clear_nlink|inode_set_ctime_current|current_time|is_bad_inode|make_bad_inode|inode_needs_sync|inode_newsize_ok|generic_fillattr|setattr_prepare|setattr_copy|inode_dio_wait|file_remove_privs|file_update_time|file_modified|touch_atime'
   --allowlist-function 'd_make_root|d_instantiate|d_instantiate_new|d_splice_alias|d_tmpfile|dput|dget_parent'
   --allowlist-function 'generic_.*|simple_.*|noop_.*|page_get_link|page_symlink|vfs_setpos|dir_emit.*|fs_param_.*|fs_parse|fs_umode_to_dtype'
   --allowlist-function 'truncate_.*|unmap_mapping_range|filemap_.*|file_write_and_wait_range|sync_inode_metadata|write_inode_now'
@@ -31,7 +31,7 @@ allow=(
   --allowlist-function 'thp_get_unmapped_area|vmf_insert_.*|arch_wb_cache_pmem|memcpy_flushcache|__memset|memset'
   --allowlist-function 'nop_mnt_idmap|seq_.*|kobject_.*|debugfs_.*|schedule|msleep|usleep_range_state|fatal_signal_pending|ktime_get.*'
   --allowlist-type 'iomap|iomap_ops|iomap_iter|file_system_type|fs_context_operations|super_operations|inode_operations|file_operations|address_space_operations|vm_operations_struct|fs_parameter_spec|dentry_operations|kstatfs|kstat|iattr'
-  --allowlist-var 'nop_mnt_idmap|RUST_CONST_HELPER_.*|IOMAP_.*|FALLOC_FL_.*|S_IF.*|DT_.*|FS_REQUIRES_DEV|FS_.*|SB_.*|MS_.*|I_NEW|ATTR_.*|VM_FAULT_.*|FMODE_.*|FOP_.*|STATX_.*|RENAME_.*|MAX_LFS_FILESIZE|PAGE_SIZE|PMD_ORDER|PAGE_SHIFT|O_.*|IOCB_.*|SEEK_.*|VM_.*|S_DAX|S_.*'
+  --allowlist-var 'nop_mnt_idmap|RUST_CONST_HELPER_.*|IOMAP_.*|FALLOC_FL_.*|S_IF.*|DT_.*|FS_REQUIRES_DEV|FS_.*|SB_.*|MS_.*|I_NEW|I_DIRTY_SYNC|ATTR_.*|VM_FAULT_.*|FMODE_.*|FOP_.*|STATX_.*|RENAME_.*|MAX_LFS_FILESIZE|PAGE_SIZE|PMD_ORDER|PAGE_SHIFT|O_.*|IOCB_.*|SEEK_.*|VM_.*|S_DAX|S_.*'
 )
 # shellcheck disable=SC2086
 eval "$bindgen_bin" "$header" "$opts" "${allow[@]@Q}" -o "$out.tmp" -- "$cflags" -I"$dir" -DMODULE

@@ -2,8 +2,95 @@
 //!
 //! Every `unsafe` block of rdaxfs lives below this module: `extern "C"`
 //! trampolines with a `# Safety` section saying what the caller (the VFS,
-//! iomap or DAX code) guarantees, and typed wrappers whose safe methods keep
-//! those guarantees. The filesystem modules above it are safe Rust.
+//! iomap, DAX or mm code) guarantees, and typed wrappers whose safe methods
+//! keep those guarantees. The filesystem modules above it are safe Rust.
 
 pub(crate) mod bindings;
+pub(crate) mod dax;
+pub(crate) mod file;
 pub(crate) mod fs;
+pub(crate) mod inode;
+pub(crate) mod iomap;
+
+pub(crate) use file::{DirEmitter, Kiocb, VmFault};
+use kernel::str::CStr;
+
+/// The name of a dentry, as bytes.
+///
+/// # Safety
+/// `d` is a live dentry whose name is stable for `'a` (the VFS holds the
+/// parent's i_rwsem in every callback that passes one).
+pub(crate) unsafe fn dentry_name<'a>(d: *mut bindings::dentry) -> &'a [u8] {
+    // SAFETY: per the contract `d_name` points to `len` valid bytes.
+    unsafe {
+        let q = &(*d).d_name;
+        core::slice::from_raw_parts(q.name, q.__bindgen_anon_1.__bindgen_anon_1.len as usize)
+    }
+}
+
+/// The output of show_options.
+pub(crate) struct SeqFile(*mut bindings::seq_file);
+
+impl SeqFile {
+    pub(crate) fn new(m: *mut bindings::seq_file) -> Self {
+        Self(m)
+    }
+
+    /// Appends `s`.
+    pub(crate) fn puts(&mut self, s: &CStr) {
+        // SAFETY: a live seq_file during show_options; `s` is NUL-terminated.
+        unsafe { bindings::rdaxfs_seq_puts(self.0, s.as_char_ptr()) };
+    }
+}
+
+/// Test-only switches (module parameters) that put historical DAX bugs back.
+pub(crate) mod bugs {
+    use super::bindings;
+
+    /// Zero new blocks after dropping the allocation lock.
+    pub(crate) fn zero_outside_lock() -> bool {
+        // SAFETY: reads a module parameter.
+        unsafe { bindings::rdaxfs_bug_zero_outside_lock() }
+    }
+    /// Free blocks without breaking layouts.
+    pub(crate) fn skip_break_layouts() -> bool {
+        // SAFETY: reads a module parameter.
+        unsafe { bindings::rdaxfs_bug_skip_break_layouts() }
+    }
+    /// Stop break-layouts after one busy page.
+    pub(crate) fn break_layouts_once() -> bool {
+        // SAFETY: reads a module parameter.
+        unsafe { bindings::rdaxfs_bug_break_layouts_once() }
+    }
+    /// Sleeps for the configured racy-window delay (0: no delay).
+    pub(crate) fn delay() {
+        // SAFETY: reads a module parameter and sleeps.
+        unsafe { bindings::rdaxfs_delay_us(bindings::rdaxfs_bug_delay_us()) };
+    }
+}
+
+/// Error codes the kernel crate of 6.12 does not name.
+pub(crate) mod code {
+    use kernel::bindings as k;
+    use kernel::error::Error;
+
+    fn e(n: u32) -> Error {
+        Error::from_errno(-(n as i32))
+    }
+    /// Directory not empty.
+    pub(crate) fn enotempty() -> Error {
+        e(k::ENOTEMPTY)
+    }
+    /// File name too long.
+    pub(crate) fn enametoolong() -> Error {
+        e(k::ENAMETOOLONG)
+    }
+    /// Operation not supported.
+    pub(crate) fn eopnotsupp() -> Error {
+        e(k::EOPNOTSUPP)
+    }
+    /// Structure needs cleaning (corrupt metadata).
+    pub(crate) fn euclean() -> Error {
+        e(k::EUCLEAN)
+    }
+}

@@ -1,0 +1,263 @@
+//! Regular files: read/write through DAX, fsync, size changes, fallocate
+//! and page faults.
+
+use crate::format::{BLOCK_SHIFT, BLOCK_SIZE_U64, HUGE_BLOCKS};
+use crate::glue::bindings::{
+    FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE, FALLOC_FL_ZERO_RANGE, VM_FAULT_FALLBACK,
+    VM_FAULT_NEEDDSYNC,
+};
+use crate::glue::code;
+use crate::glue::{file::dax_writeback, Kiocb, VmFault};
+use crate::inode::{persist, RInode};
+use crate::layouts::break_layouts;
+use crate::stats::Stats;
+use crate::{iomap, Rdaxfs};
+use kernel::prelude::*;
+
+/// Largest file offset rdaxfs maps.
+const MAX_BYTES: u64 = crate::format::MAX_FILE_SIZE;
+
+/// read(2): straight from pmem, no page cache.
+pub(crate) fn read_iter(k: &mut Kiocb<'_, Rdaxfs>) -> Result<usize> {
+    if k.count() == 0 {
+        return Ok(0);
+    }
+    let inode = k.inode();
+    let _l = inode.lock_shared();
+    let n = k.dax_rw()?;
+    k.accessed();
+    Ok(n)
+}
+
+/// write(2): straight to pmem. At ENOSPC a write that copied anything
+/// returns the short count, else ENOSPC; there is no buffered fallback.
+pub(crate) fn write_iter(k: &mut Kiocb<'_, Rdaxfs>) -> Result<usize> {
+    let inode = k.inode();
+    let _l = inode.lock();
+    if k.write_checks()? == 0 {
+        return Ok(0);
+    }
+    k.file_modified()?;
+    let old = inode.size();
+    if k.pos() > old {
+        zero_tail(inode, old)?;
+    }
+    let n = k.dax_rw()?;
+    if k.pos() > inode.size() {
+        inode.set_size(k.pos());
+        inode.mark_dirty();
+    }
+    drop(_l);
+    k.write_sync(n)
+}
+
+/// Zeroes the bytes of the block holding `size` that lie past it, so that
+/// extending the file exposes zeros (an mmap store may have left data past
+/// EOF in the last page).
+fn zero_tail(inode: &RInode, size: u64) -> Result {
+    let off = size % BLOCK_SIZE_U64;
+    if off == 0 {
+        return Ok(());
+    }
+    let info = inode.sb().info();
+    let phys = inode
+        .info()
+        .map
+        .lock()
+        .lookup(size >> BLOCK_SHIFT)
+        .map(|(p, _)| p);
+    if let Some(p) = phys {
+        let zeros = KVec::from_elem(0u8, (BLOCK_SIZE_U64 - off) as usize, GFP_KERNEL)?;
+        info.dax.write(p * BLOCK_SIZE_U64 + off, &zeros)?;
+        info.dax.fence();
+    }
+    Ok(())
+}
+
+/// fsync(2): metadata is written through as it changes; data stored via
+/// mappings is flushed from the CPU caches here.
+pub(crate) fn fsync(inode: &RInode, start: i64, end: i64) -> Result {
+    dax_writeback(inode, start, end)?;
+    inode.sb().info().dax.fence();
+    Ok(())
+}
+
+/// Frees (unmaps) the file's blocks in `[from_blk, to_blk)`, after
+/// breaking layouts; the caller holds i_rwsem and `inv`.
+fn unmap_blocks(inode: &RInode, from_blk: u64, to_blk: u64) -> Result {
+    if to_blk <= from_blk {
+        return Ok(());
+    }
+    let info = inode.sb().info();
+    let mut fm = inode.info().map.lock();
+    let mut freed = KVec::<(u64, u32)>::new();
+    let mut oom = false;
+    fm.remove(from_blk, to_blk - from_blk, |p, n| {
+        oom |= freed.push((p, n), GFP_KERNEL).is_err();
+    })?;
+    persist(inode, &mut fm)?;
+    drop(fm);
+    let mut bm = info.blocks.lock();
+    for (p, n) in freed.iter() {
+        bm.free_range(&info.dax, *p, (*n).into())?;
+    }
+    if oom {
+        pr_err!(
+            "inode {}: out of memory while freeing blocks; run fsck.rdaxfs -y\n",
+            inode.ino()
+        );
+    }
+    Ok(())
+}
+
+/// Changes a regular file's size (truncate); i_rwsem held exclusive.
+pub(crate) fn set_size(inode: &RInode, size: u64) -> Result {
+    if size > MAX_BYTES {
+        return Err(EFBIG);
+    }
+    let old = inode.size();
+    inode.dio_wait();
+    let inv = inode.invalidate_lock();
+    if size >= old {
+        zero_tail(inode, old)?;
+        inode.set_size(size);
+    } else {
+        // No page of the cut-off range may be pinned when its block goes.
+        break_layouts(inode, &inv, size, i64::MAX as u64)?;
+        inode.set_size(size);
+        inode.truncate_pagecache(size);
+        unmap_blocks(
+            inode,
+            size.div_ceil(BLOCK_SIZE_U64),
+            u64::MAX >> BLOCK_SHIFT,
+        )?;
+        zero_tail(inode, size)?;
+    }
+    inode.touch_cmtime();
+    let mut fm = inode.info().map.lock();
+    persist(inode, &mut fm)
+}
+
+/// Allocates zeroed blocks for every hole in `[first, first + count)`.
+fn allocate(inode: &RInode, first: u64, count: u64) -> Result {
+    let mut l = first;
+    while l < first + count {
+        let fm = inode.info().map.lock();
+        if let Some((_, run)) = fm.lookup(l) {
+            l += run;
+            continue;
+        }
+        let hole = fm.hole_len(l, first + count - l);
+        let (_, n) = iomap::alloc_zeroed(inode, fm, l, hole, hole >= HUGE_BLOCKS)?;
+        l += n;
+    }
+    Ok(())
+}
+
+/// Zeroes bytes `[start, end)` that lie inside one block, if mapped.
+fn zero_bytes(inode: &RInode, start: u64, end: u64) -> Result {
+    if start >= end {
+        return Ok(());
+    }
+    let info = inode.sb().info();
+    let phys = inode
+        .info()
+        .map
+        .lock()
+        .lookup(start >> BLOCK_SHIFT)
+        .map(|(p, _)| p);
+    if let Some(p) = phys {
+        let zeros = KVec::from_elem(0u8, (end - start) as usize, GFP_KERNEL)?;
+        info.dax
+            .write(p * BLOCK_SIZE_U64 + start % BLOCK_SIZE_U64, &zeros)?;
+        info.dax.fence();
+    }
+    Ok(())
+}
+
+/// Punches `[off, end)`: whole blocks are freed, partial ones zeroed.
+fn punch(
+    inode: &RInode,
+    inv: &crate::glue::inode::InvalidateGuard<'_, Rdaxfs>,
+    off: u64,
+    end: u64,
+) -> Result {
+    break_layouts(inode, inv, off, end - 1)?;
+    inode.truncate_pagecache_range(off, end - 1);
+    let first_full = off.div_ceil(BLOCK_SIZE_U64);
+    let last_full = end / BLOCK_SIZE_U64;
+    if first_full > last_full {
+        // Inside one block.
+        return zero_bytes(inode, off, end);
+    }
+    zero_bytes(inode, off, first_full * BLOCK_SIZE_U64)?;
+    zero_bytes(inode, last_full * BLOCK_SIZE_U64, end)?;
+    unmap_blocks(inode, first_full, last_full)
+}
+
+/// fallocate(2): allocate (mode 0, KEEP_SIZE), PUNCH_HOLE, ZERO_RANGE.
+pub(crate) fn fallocate(inode: &RInode, mode: i32, offset: i64, len: i64) -> Result {
+    let mode = mode as u32;
+    if offset < 0 || len <= 0 {
+        return Err(EINVAL);
+    }
+    let (off, end) = (offset as u64, offset as u64 + len as u64);
+    if end > MAX_BYTES {
+        return Err(EFBIG);
+    }
+    if mode & !(FALLOC_FL_KEEP_SIZE | FALLOC_FL_PUNCH_HOLE | FALLOC_FL_ZERO_RANGE) != 0 {
+        return Err(code::eopnotsupp());
+    }
+    if mode & FALLOC_FL_PUNCH_HOLE != 0
+        && (mode & FALLOC_FL_KEEP_SIZE == 0 || mode & FALLOC_FL_ZERO_RANGE != 0)
+    {
+        return Err(code::eopnotsupp());
+    }
+    let _l = inode.lock();
+    inode.dio_wait();
+    let inv = inode.invalidate_lock();
+    if mode & (FALLOC_FL_PUNCH_HOLE | FALLOC_FL_ZERO_RANGE) != 0 {
+        let stop = end.min(inode.size().max(if mode & FALLOC_FL_ZERO_RANGE != 0 {
+            end
+        } else {
+            0
+        }));
+        if off < stop {
+            punch(inode, &inv, off, stop)?;
+        }
+    }
+    if mode & FALLOC_FL_PUNCH_HOLE == 0 {
+        let first = off >> BLOCK_SHIFT;
+        allocate(inode, first, end.div_ceil(BLOCK_SIZE_U64) - first)?;
+        if mode & FALLOC_FL_KEEP_SIZE == 0 && end > inode.size() {
+            inode.set_size(end);
+        }
+    }
+    drop(inv);
+    inode.touch_cmtime();
+    let mut fm = inode.info().map.lock();
+    persist(inode, &mut fm)
+}
+
+/// A page fault: PTE (order 0) or PMD (order 9) through DAX, with the
+/// invalidate lock shared so that no layout change runs underneath.
+pub(crate) fn fault(vmf: &VmFault<'_, Rdaxfs>, order: u32) -> u32 {
+    let inode = vmf.inode();
+    let stats = &inode.sb().info().stats;
+    let _pf = vmf.is_write().then(|| vmf.start_pagefault());
+    let inv = inode.invalidate_lock_shared();
+    let r = vmf.dax_fault(order);
+    drop(inv);
+    match (order, r.ret & VM_FAULT_FALLBACK != 0) {
+        (0, _) => Stats::add(&stats.pte_faults, 1),
+        (_, false) => Stats::add(&stats.pmd_faults, 1),
+        (_, true) => Stats::add(&stats.pmd_fallbacks, 1),
+    }
+    if r.ret & VM_FAULT_NEEDDSYNC != 0 {
+        vmf.finish_sync(order, &r)
+    } else {
+        r.ret
+    }
+}
+
+use kernel::error::code::{EFBIG, EINVAL};

@@ -1,0 +1,122 @@
+//! The iomap begin callback: where file bytes live, allocating and zeroing
+//! blocks for writes.
+//!
+//! Allocation, zeroing and publication of new blocks happen atomically
+//! under the inode's allocation lock (`InodeInfo::map`): a block becomes
+//! visible in the extent list only after it has been zeroed durably, and
+//! the extent list is only read under that lock. So when two write faults
+//! (or a fault and a write) race on a hole, the loser of the lock finds the
+//! winner's published, zeroed extent and maps it; nobody zeroes a block
+//! someone may already have written. DAX is never handed an unwritten
+//! extent: rdaxfs has none.
+
+use crate::format::{AllocRequest, Extent, BLOCK_SHIFT, BLOCK_SIZE_U64, HUGE_BLOCKS};
+use crate::glue::bindings::{IOMAP_FAULT, IOMAP_WRITE, IOMAP_ZERO};
+use crate::glue::bugs;
+use crate::glue::iomap::Iomap;
+use crate::inode::{persist, FileMap, RInode};
+use crate::stats::Stats;
+use crate::Rdaxfs;
+use kernel::prelude::*;
+use kernel::sync::lock::mutex::MutexBackend;
+use kernel::sync::lock::Guard;
+
+/// Maps `[pos, pos + len)` of `inode` for DAX.
+pub(crate) fn begin(
+    inode: &RInode,
+    pos: i64,
+    len: i64,
+    flags: u32,
+    map: &mut Iomap<'_, Rdaxfs>,
+) -> Result {
+    if pos < 0 || len <= 0 {
+        return Err(EINVAL);
+    }
+    let info = inode.sb().info();
+    let first = (pos as u64) >> BLOCK_SHIFT;
+    let last = (pos as u64 + len as u64 - 1) >> BLOCK_SHIFT;
+    let count = last - first + 1;
+    let allocate = flags & IOMAP_WRITE != 0 && flags & IOMAP_ZERO == 0;
+    if flags & IOMAP_WRITE != 0 && (pos as u64 + len as u64) > inode.size() {
+        map.set_dirty();
+    }
+
+    let fm = inode.info().map.lock();
+    if let Some((phys, run)) = fm.lookup(first) {
+        let n = run.min(count);
+        map.set_mapped(
+            &info.dax,
+            first << BLOCK_SHIFT,
+            n << BLOCK_SHIFT,
+            phys << BLOCK_SHIFT,
+        );
+        return Ok(());
+    }
+    let hole = fm.hole_len(first, count);
+    if !allocate {
+        map.set_hole(&info.dax, first << BLOCK_SHIFT, hole << BLOCK_SHIFT);
+        return Ok(());
+    }
+
+    // A hole under a write: allocate, zero, publish; all under `fm`.
+    let large = flags & IOMAP_FAULT != 0 && hole >= HUGE_BLOCKS;
+    let (phys, n) = alloc_zeroed(inode, fm, first, hole, large)?;
+    map.set_mapped(
+        &info.dax,
+        first << BLOCK_SHIFT,
+        n << BLOCK_SHIFT,
+        phys << BLOCK_SHIFT,
+    );
+    map.set_new();
+    Ok(())
+}
+
+/// Allocates up to `want` blocks for logical block `first` (a hole),
+/// zeroes them durably and publishes them in the extent list and on-disk
+/// inode, with the allocation lock held throughout (`fm` is its guard,
+/// consumed so that the test-only late zeroing can run after dropping it).
+/// Returns the physical start and the number of blocks mapped.
+pub(crate) fn alloc_zeroed(
+    inode: &RInode,
+    mut fm: Guard<'_, FileMap, MutexBackend>,
+    first: u64,
+    want: u64,
+    large: bool,
+) -> Result<(u64, u64)> {
+    let info = inode.sb().info();
+    let large = large || inode.size() >= HUGE_BLOCKS * BLOCK_SIZE_U64;
+    let req = AllocRequest {
+        want,
+        hint: fm.hint(first),
+        large_file: large,
+    };
+    let (phys, n) = info.blocks.lock().alloc_blocks(&info.dax, req)?;
+    Stats::add(&info.stats.blocks_allocated, n);
+    let zero_late = bugs::zero_outside_lock();
+    if !zero_late {
+        if let Err(e) = info.dax.zero_blocks(phys, n) {
+            let _ = info.blocks.lock().free_range(&info.dax, phys, n);
+            return Err(e);
+        }
+        Stats::add(&info.stats.bytes_zeroed, n << BLOCK_SHIFT);
+    }
+    let ext = Extent {
+        logical: first,
+        physical: phys,
+        len: n as u32,
+    };
+    if let Err(e) = fm.insert(ext).and_then(|()| persist(inode, &mut fm)) {
+        let _ = fm.remove(first, n, |_, _| {});
+        let _ = info.blocks.lock().free_range(&info.dax, phys, n);
+        return Err(e);
+    }
+    drop(fm);
+    if zero_late {
+        // TEST ONLY (bug_zero_outside_lock): the 2015 xfs/DAX race. The
+        // extent is already visible; another writer can map it and store
+        // data that this late zeroing then wipes.
+        bugs::delay();
+        info.dax.zero_blocks(phys, n)?;
+    }
+    Ok((phys, n))
+}

@@ -1,0 +1,51 @@
+//! Breaking DAX layouts before blocks leave a file.
+//!
+//! With DAX the page a device DMAs into *is* the filesystem block. Before
+//! truncate, punch, zero-range, collapse or insert frees or moves blocks,
+//! every page of the range that is pinned (get_user_pages for O_DIRECT or
+//! RDMA) must be released, or the block could be reused while the device
+//! still writes into it.
+//!
+//! The caller holds i_rwsem and the invalidate lock exclusive. Then:
+//! 1. `dax_layout_busy_page_range` unmaps the range from every process, so
+//!    a new pin must fault, and the fault waits for the invalidate lock;
+//!    it returns a page whose refcount is still elevated, if any.
+//! 2. We sleep until that page's refcount drops back to 1, dropping the
+//!    invalidate lock while asleep (the pin holder may need to fault).
+//! 3. We start over: while the lock was dropped other pages may have been
+//!    pinned, and other pages may have been busy all along. Only a pass
+//!    that finds no busy page at all ends the loop. Stopping after one
+//!    wait, or after a page whose count dropped before we waited, leaves
+//!    pinned pages behind (the ext4/xfs bug fixed in 2018).
+
+use crate::glue::bugs;
+use crate::glue::inode::InvalidateGuard;
+use crate::inode::RInode;
+use crate::stats::Stats;
+use crate::Rdaxfs;
+use kernel::prelude::*;
+
+/// Waits until no page of `inode` in `[start, end]` (bytes) is pinned.
+/// A fatal signal ends the wait with `EINTR`; nothing has been changed.
+pub(crate) fn break_layouts(
+    inode: &RInode,
+    inv: &InvalidateGuard<'_, Rdaxfs>,
+    start: u64,
+    end: u64,
+) -> Result {
+    if bugs::skip_break_layouts() {
+        return Ok(());
+    }
+    let stats = &inode.sb().info().stats;
+    loop {
+        let Some(page) = inv.busy_page(start, end) else {
+            return Ok(());
+        };
+        Stats::add(&stats.layout_waits, 1);
+        inv.wait_page_idle(page)?;
+        if bugs::break_layouts_once() {
+            // TEST ONLY: the pre-2018 loop that gave up after one page.
+            return Ok(());
+        }
+    }
+}

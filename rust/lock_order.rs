@@ -1,0 +1,22 @@
+//! The lock hierarchy of rdaxfs, outermost first. Every path takes locks in
+//! this order and never the reverse; lockdep checks it in the guest suite.
+//!
+//! 1. `sb_start_write` / `sb_start_pagefault` (freeze protection, VFS).
+//! 2. `i_rwsem` of directories, then of the inode (VFS; rename takes two
+//!    directories in `lock_rename` order).
+//! 3. `mapping->invalidate_lock` (VFS; exclusive for truncate, punch and
+//!    the other layout changes, shared in page faults). Break-layouts drops
+//!    and retakes it while it waits for DMA pins to drop.
+//! 4. `InodeInfo::map` (`rdaxfs:inode_map`, a `kernel::sync::Mutex`): the
+//!    allocation lock. It protects one inode's extent list and its on-disk
+//!    inode, and is held across allocate, zero and publish in iomap begin,
+//!    so a second fault or write on the same range finds the published,
+//!    zeroed extent. Only one inode's map lock is ever held at a time.
+//! 5. `SbInfo::blocks` (`rdaxfs:balloc`) and `SbInfo::inodes`
+//!    (`rdaxfs:ialloc`): the block and inode bitmaps. Never both at once.
+//! 6. `SbInfo::state` (`rdaxfs:sb_state`): the on-disk superblock (orphan
+//!    list head, counts, clean flag). Innermost.
+//!
+//! No rdaxfs lock is held while calling back into the VFS in a way that can
+//! take a lock above it (`mark_inode_dirty` ends in `write_inode`, which
+//! takes the map lock: it is never called with a map lock held).

@@ -5,10 +5,16 @@
 #[allow(clippy::precedence)]
 mod basic;
 mod data;
+mod dma;
 mod enospc;
+mod enospc_faults;
+mod fsx;
+mod layouts_retry;
 mod mount;
 mod namespace;
 mod persist;
+mod pmd_punch;
+mod pmd_ratio;
 mod refusals;
 mod unlinked;
 mod util;
@@ -31,6 +37,14 @@ const TESTS: &[(&str, Test)] = &[
     ("persist", persist::persist),
     ("enospc", enospc::enospc),
     ("refusals", refusals::refusals),
+    ("dma-truncate", dma::dma_truncate),
+    ("dma-truncate-teeth", dma::dma_truncate_teeth),
+    ("layouts-retry", layouts_retry::layouts_retry),
+    ("layouts-retry-teeth", layouts_retry::layouts_retry_teeth),
+    ("pmd-punch", pmd_punch::pmd_punch),
+    ("enospc-faults", enospc_faults::enospc_faults),
+    ("fsx", fsx::fsx),
+    ("pmd-ratio", pmd_ratio::pmd_ratio),
 ];
 
 fn main() {

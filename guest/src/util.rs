@@ -643,6 +643,318 @@ pub fn dev_write_block(dev: &str, block: u64, data: &[u8]) -> TestResult {
     ctx(f.sync_all(), format!("fsync {dev}"))
 }
 
+/// Kernel log lines after `mark` that show a warning, BUG or oops (see
+/// [`no_oops`] for the patterns), all of them.
+pub fn kernel_problems(mark: &str) -> Vec<String> {
+    problem_lines(&dmesg_since(mark))
+}
+
+/// The lines of `lines` that show a warning, BUG or oops.
+pub fn problem_lines(lines: &[String]) -> Vec<String> {
+    const BAD: &[&str] = &[
+        "Oops",
+        "BUG:",
+        "kernel BUG",
+        "WARNING:",
+        "Call Trace",
+        "general protection",
+        "rust_panic",
+        "panicked",
+    ];
+    lines
+        .iter()
+        .filter(|l| BAD.iter().any(|b| l.contains(b)))
+        .cloned()
+        .collect()
+}
+
+/// rdaxfs per-mount counters.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Counters {
+    /// Data blocks allocated.
+    pub blocks_allocated: u64,
+    /// Bytes zeroed in new blocks.
+    pub bytes_zeroed: u64,
+    /// PTE faults.
+    pub pte_faults: u64,
+    /// PMD faults that mapped 2 MiB.
+    pub pmd_faults: u64,
+    /// PMD faults that fell back to PTEs.
+    pub pmd_fallbacks: u64,
+    /// Break-layouts waits on pinned pages.
+    pub layout_waits: u64,
+}
+
+impl Counters {
+    /// The live counters of the mount of `dev` (e.g. "pmem0") from
+    /// debugfs, if the module exports them there.
+    pub fn debugfs(dev: &str) -> Option<Self> {
+        let dir = format!("/sys/kernel/debug/rdaxfs/{dev}");
+        let get = |n: &str| -> Option<u64> {
+            fs::read_to_string(format!("{dir}/{n}"))
+                .ok()?
+                .trim()
+                .parse()
+                .ok()
+        };
+        Some(Self {
+            blocks_allocated: get("blocks_allocated")?,
+            bytes_zeroed: get("bytes_zeroed")?,
+            pte_faults: get("pte_faults")?,
+            pmd_faults: get("pmd_faults")?,
+            pmd_fallbacks: get("pmd_fallbacks")?,
+            layout_waits: get("layout_waits")?,
+        })
+    }
+
+    /// Parses rdaxfs's unmount line for `dev`: "DEV: unmounted; blocks
+    /// allocated N, bytes zeroed N, pte faults N, pmd faults N (N
+    /// fallbacks), layout waits N".
+    pub fn parse_unmount(line: &str, dev: &str) -> Option<Self> {
+        let key = format!("{dev}: unmounted;");
+        let rest = &line[line.find(&key)? + key.len()..];
+        let nums: Vec<u64> = rest
+            .split(|c: char| !c.is_ascii_digit())
+            .filter(|t| !t.is_empty())
+            .filter_map(|t| t.parse().ok())
+            .collect();
+        let [blocks_allocated, bytes_zeroed, pte_faults, pmd_faults, pmd_fallbacks, layout_waits] =
+            nums[..]
+        else {
+            return None;
+        };
+        Some(Self {
+            blocks_allocated,
+            bytes_zeroed,
+            pte_faults,
+            pmd_faults,
+            pmd_fallbacks,
+            layout_waits,
+        })
+    }
+
+    /// `self - before`, counter by counter (saturating).
+    pub fn since(&self, before: &Self) -> Self {
+        Self {
+            blocks_allocated: self
+                .blocks_allocated
+                .saturating_sub(before.blocks_allocated),
+            bytes_zeroed: self.bytes_zeroed.saturating_sub(before.bytes_zeroed),
+            pte_faults: self.pte_faults.saturating_sub(before.pte_faults),
+            pmd_faults: self.pmd_faults.saturating_sub(before.pmd_faults),
+            pmd_fallbacks: self.pmd_fallbacks.saturating_sub(before.pmd_fallbacks),
+            layout_waits: self.layout_waits.saturating_sub(before.layout_waits),
+        }
+    }
+}
+
+/// Unmounts `dir` (rdaxfs on `dev`, e.g. "pmem0") and returns the
+/// counters of that whole mount: from the unmount line in the kernel log,
+/// else from debugfs as read just before the unmount.
+pub fn umount_counters(dir: &str, dev: &str) -> Result<Counters, String> {
+    let live = Counters::debugfs(dev);
+    let mark = dmesg_mark("umount-counters");
+    ctx(umount(dir), format!("umount {dir}"))?;
+    let lines = dmesg_since(&mark);
+    if let Some(c) = lines
+        .iter()
+        .rev()
+        .find_map(|l| Counters::parse_unmount(l, dev))
+    {
+        return Ok(c);
+    }
+    live.ok_or_else(|| {
+        format!("no rdaxfs counters: no \"{dev}: unmounted; ...\" line after umount and no /sys/kernel/debug/rdaxfs/{dev}")
+    })
+}
+
+/// Live counters if debugfs has them, else `None` (callers fall back to
+/// [`umount_counters`]).
+pub fn counters_now(dev: &str) -> Option<Counters> {
+    Counters::debugfs(dev)
+}
+
+/// Integer environment variable, or `default`.
+pub fn env_u64(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// Small deterministic PRNG (xorshift64*), for reproducible random tests.
+#[derive(Debug, Clone)]
+pub struct Rng(u64);
+
+impl Rng {
+    /// A generator for `seed` (any value).
+    pub fn new(seed: u64) -> Self {
+        Self(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
+    }
+    /// Next 64 random bits.
+    pub fn next_u64(&mut self) -> u64 {
+        let mut x = self.0;
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.0 = x;
+        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+    /// Uniform in `[0, n)` (`n` > 0).
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next_u64() % n
+    }
+    /// Uniform in `[lo, hi]`.
+    pub fn range(&mut self, lo: u64, hi: u64) -> u64 {
+        lo + self.below(hi - lo + 1)
+    }
+}
+
+/// A seed from the clock and pid, for tests that print the seed they use.
+pub fn clock_seed() -> u64 {
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0);
+    t ^ (u64::from(std::process::id()) << 32)
+}
+
+/// 2 MiB: the PMD size on x86-64.
+pub const PMD: usize = 2 << 20;
+
+impl Mapping {
+    /// mmap(MAP_SHARED, PROT_READ|PROT_WRITE) of `len` bytes of `fd` at
+    /// file offset 0, at a virtual address aligned to `align` (a power of
+    /// two), so that PMD faults are possible.
+    pub fn shared_aligned(fd: libc::c_int, len: usize, align: usize) -> io::Result<Self> {
+        let span = len + align;
+        // SAFETY: reserving fresh address space the kernel chooses.
+        let res = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                span,
+                libc::PROT_NONE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
+                -1,
+                0,
+            )
+        };
+        if res == libc::MAP_FAILED {
+            return Err(io::Error::last_os_error());
+        }
+        let base = res as usize;
+        let start = (base + align - 1) & !(align - 1);
+        // SAFETY: [start, start + len) lies inside our own reservation.
+        let p = unsafe {
+            libc::mmap(
+                start as *mut libc::c_void,
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED | libc::MAP_FIXED,
+                fd,
+                0,
+            )
+        };
+        if p == libc::MAP_FAILED {
+            let e = io::Error::last_os_error();
+            // SAFETY: unmapping our own reservation.
+            unsafe { libc::munmap(res, span) };
+            return Err(e);
+        }
+        // SAFETY: trimming the unused head and tail of our reservation.
+        unsafe {
+            if start > base {
+                libc::munmap(res, start - base);
+            }
+            let end = start + len;
+            if base + span > end {
+                libc::munmap(end as *mut libc::c_void, base + span - end);
+            }
+        }
+        Ok(Self {
+            ptr: start as *mut u8,
+            len,
+        })
+    }
+
+    /// Copies `data` into the mapping at byte `off`.
+    pub fn write_at(&self, off: usize, data: &[u8]) {
+        assert!(off + data.len() <= self.len);
+        // SAFETY: in bounds of a live, writable mapping.
+        unsafe { std::ptr::copy_nonoverlapping(data.as_ptr(), self.ptr.add(off), data.len()) }
+    }
+
+    /// Copies bytes of the mapping at `off` into `out`.
+    pub fn read_at(&self, off: usize, out: &mut [u8]) {
+        assert!(off + out.len() <= self.len);
+        // SAFETY: in bounds of a live mapping.
+        unsafe { std::ptr::copy_nonoverlapping(self.ptr.add(off), out.as_mut_ptr(), out.len()) }
+    }
+}
+
+/// The slow-DMA block device (null_blk with timer completion).
+pub const NULLB: &str = "/dev/nullb0";
+
+/// Opens /dev/nullb0 for O_DIRECT reads; fails clearly if the guest
+/// kernel has no null_blk device.
+pub fn nullb_open() -> Result<fs::File, String> {
+    if !std::path::Path::new("/sys/block/nullb0").exists() {
+        return Err(
+            "/sys/block/nullb0 missing: the guest kernel needs CONFIG_BLK_DEV_NULL_BLK=y and \
+             null_blk.irqmode=2 null_blk.completion_nsec=200000000 null_blk.nr_devices=1 on its \
+             command line"
+                .into(),
+        );
+    }
+    ctx(open_raw(NULLB, libc::O_RDONLY | libc::O_DIRECT, 0), NULLB)
+}
+
+/// One O_DIRECT read of `len` bytes at device offset `off` from `fd`
+/// (/dev/nullb0) into `dst`: the pages of `dst` stay pinned until the
+/// device completes. `dst` may be a mapping of an rdaxfs file whose
+/// blocks go away meanwhile, so the call reports the errno (EFAULT) instead
+/// of asserting. Returns bytes read or the errno.
+pub fn nullb_pread(fd: libc::c_int, dst: *mut u8, len: usize, off: u64) -> Result<usize, i32> {
+    // SAFETY: the kernel validates `dst` (a bad address gives EFAULT);
+    // callers pass memory that is mapped or was mapped by them.
+    let n = unsafe { libc::pread(fd, dst.cast(), len, off as libc::off_t) };
+    if n < 0 {
+        Err(io::Error::last_os_error().raw_os_error().unwrap_or(0))
+    } else {
+        Ok(n as usize)
+    }
+}
+
+/// fallocate(2) on `fd`; returns the errno on failure.
+pub fn fallocate(fd: libc::c_int, mode: libc::c_int, off: u64, len: u64) -> Result<(), i32> {
+    // SAFETY: plain syscall on a descriptor.
+    let r = unsafe { libc::fallocate(fd, mode, off as libc::off_t, len as libc::off_t) };
+    if r == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error().raw_os_error().unwrap_or(0))
+    }
+}
+
+/// ftruncate(2) on `fd`; returns the errno on failure.
+pub fn ftruncate(fd: libc::c_int, size: u64) -> Result<(), i32> {
+    // SAFETY: plain syscall on a descriptor.
+    if unsafe { libc::ftruncate(fd, size as libc::off_t) } == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error().raw_os_error().unwrap_or(0))
+    }
+}
+
+/// Minor plus major page faults of this process so far.
+pub fn page_faults() -> u64 {
+    // SAFETY: zeroed rusage is a valid out-buffer.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: as above.
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) };
+    (ru.ru_minflt + ru.ru_majflt) as u64
+}
+
 /// A scratch directory for host tests, removed on drop.
 #[cfg(test)]
 pub struct TempDir(pub std::path::PathBuf);
@@ -679,6 +991,63 @@ mod tests {
     fn crc32c_matches_reference() {
         // The standard check value of CRC-32C.
         assert_eq!(crc32c(b"123456789"), 0xE306_9283);
+    }
+
+    #[test]
+    fn unmount_line_parses() {
+        let l = "[   12.345678] rdaxfs: pmem0: unmounted; blocks allocated 10, bytes zeroed 40960, pte faults 3, pmd faults 4 (5 fallbacks), layout waits 6";
+        let c = Counters::parse_unmount(l, "pmem0").unwrap();
+        assert_eq!(
+            c,
+            Counters {
+                blocks_allocated: 10,
+                bytes_zeroed: 40960,
+                pte_faults: 3,
+                pmd_faults: 4,
+                pmd_fallbacks: 5,
+                layout_waits: 6
+            }
+        );
+        assert!(Counters::parse_unmount(l, "pmem1").is_none());
+        assert!(
+            Counters::parse_unmount("rdaxfs: pmem0: unmounted; blocks allocated 1", "pmem0")
+                .is_none()
+        );
+        assert!(problem_lines(&[l.to_string()]).is_empty());
+        let w =
+            "[    1.0] WARNING: CPU: 1 PID: 7 at fs/dax.c:390 dax_disassociate_entry".to_string();
+        assert_eq!(problem_lines(&[l.to_string(), w.clone()]), vec![w]);
+    }
+
+    #[test]
+    fn aligned_mapping_is_aligned() {
+        let t = TempDir::new("align");
+        let p = t.0.join("f");
+        let f = fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&p)
+            .unwrap();
+        f.set_len(3 * PMD as u64).unwrap();
+        use std::os::fd::AsRawFd;
+        let m = Mapping::shared_aligned(f.as_raw_fd(), 3 * PMD, PMD).unwrap();
+        assert_eq!(m.ptr as usize % PMD, 0);
+        m.write_at(PMD + 5, b"abc");
+        let mut b = [0u8; 3];
+        m.read_at(PMD + 5, &mut b);
+        assert_eq!(&b, b"abc");
+    }
+
+    #[test]
+    fn rng_is_deterministic() {
+        let (mut a, mut b) = (Rng::new(5), Rng::new(5));
+        for _ in 0..100 {
+            assert_eq!(a.next_u64(), b.next_u64());
+        }
+        let mut r = Rng::new(1);
+        assert!((0..1000).all(|_| (3..=7).contains(&r.range(3, 7))));
     }
 
     #[test]

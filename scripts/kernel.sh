@@ -14,6 +14,13 @@ jobs=${JOBS:-$(( $(nproc) + 1 ))}
 srcver=$(dpkg-query -W -f='${Version}' linux-source-6.12)
 key=$( { echo "$srcver"; cat "$frag"; rustc --version; bindgen --version; gcc --version | head -1; } | sha256sum | cut -c1-16)
 tree=$cache/linux-$key
+mkdir -p "$cache"
+# One build at a time: a second caller waits and then finds the cache.
+exec 9> "$cache/.lock"
+if ! flock -n 9; then
+  echo "kernel: another kernel build is running; waiting for it" >&2
+  flock 9
+fi
 if [ -f "$tree/.rdaxfs-built" ]; then
   echo "kernel: cached build $tree (source $srcver)" >&2
   echo "$tree"; exit 0

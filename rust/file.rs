@@ -3,14 +3,13 @@
 
 use crate::format::{BLOCK_SHIFT, BLOCK_SIZE_U64, HUGE_BLOCKS};
 use crate::glue::bindings::{
-    FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE, FALLOC_FL_ZERO_RANGE, VM_FAULT_FALLBACK,
-    VM_FAULT_NEEDDSYNC,
+    FALLOC_FL_COLLAPSE_RANGE, FALLOC_FL_INSERT_RANGE, FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE,
+    FALLOC_FL_ZERO_RANGE, VM_FAULT_FALLBACK, VM_FAULT_NEEDDSYNC,
 };
 use crate::glue::code;
 use crate::glue::{file::dax_writeback, Kiocb, VmFault};
 use crate::inode::{persist, RInode};
 use crate::layouts::break_layouts;
-use crate::stats::Stats;
 use crate::{iomap, Rdaxfs};
 use kernel::prelude::*;
 
@@ -82,6 +81,17 @@ pub(crate) fn fsync(inode: &RInode, start: i64, end: i64) -> Result {
     Ok(())
 }
 
+/// Before a range of the file loses or moves blocks, flushes CPU caches
+/// for dirty DAX entries around it. The kernel drops a whole 2 MiB (PMD)
+/// entry even when only part of it goes away, so the flush covers the PMD
+/// neighbourhood: the part that stays keeps its data durable.
+fn flush_around(inode: &RInode, start: u64, end: u64) -> Result {
+    const PMD: u64 = HUGE_BLOCKS * BLOCK_SIZE_U64;
+    let s = start / PMD * PMD;
+    let e = end.div_ceil(PMD).saturating_mul(PMD).min(i64::MAX as u64);
+    dax_writeback(inode, s as i64, e as i64)
+}
+
 /// Frees (unmaps) the file's blocks in `[from_blk, to_blk)`, after
 /// breaking layouts; the caller holds i_rwsem and `inv`.
 fn unmap_blocks(inode: &RInode, from_blk: u64, to_blk: u64) -> Result {
@@ -124,6 +134,7 @@ pub(crate) fn set_size(inode: &RInode, size: u64) -> Result {
     } else {
         // No page of the cut-off range may be pinned when its block goes.
         break_layouts(inode, &inv, size, i64::MAX as u64)?;
+        flush_around(inode, size, old)?;
         inode.set_size(size);
         inode.truncate_pagecache(size);
         unmap_blocks(
@@ -183,6 +194,7 @@ fn punch(
     end: u64,
 ) -> Result {
     break_layouts(inode, inv, off, end - 1)?;
+    flush_around(inode, off, end)?;
     inode.truncate_pagecache_range(off, end - 1);
     let first_full = off.div_ceil(BLOCK_SIZE_U64);
     let last_full = end / BLOCK_SIZE_U64;
@@ -195,7 +207,49 @@ fn punch(
     unmap_blocks(inode, first_full, last_full)
 }
 
-/// fallocate(2): allocate (mode 0, KEEP_SIZE), PUNCH_HOLE, ZERO_RANGE.
+/// COLLAPSE_RANGE and INSERT_RANGE: remove or open a block-aligned gap
+/// at `off`, moving every later block by `len`.
+fn shift_range(inode: &RInode, off: u64, len: u64, insert: bool) -> Result {
+    if off % BLOCK_SIZE_U64 != 0 || len % BLOCK_SIZE_U64 != 0 {
+        return Err(EINVAL);
+    }
+    let _l = inode.lock();
+    let size = inode.size();
+    if (insert && off >= size) || (!insert && off + len >= size) {
+        return Err(EINVAL);
+    }
+    if insert && size + len > MAX_BYTES {
+        return Err(EFBIG);
+    }
+    inode.dio_wait();
+    let inv = inode.invalidate_lock();
+    // Every block from `off` on moves: no page of it may stay pinned or
+    // mapped at its old file offset.
+    break_layouts(inode, &inv, off, i64::MAX as u64)?;
+    flush_around(inode, off, size)?;
+    inode.truncate_pagecache_range(off, i64::MAX as u64);
+    let (b, n) = (off >> BLOCK_SHIFT, len >> BLOCK_SHIFT);
+    if insert {
+        let mut fm = inode.info().map.lock();
+        fm.split_at(b)?;
+        fm.shift(b, n as i64)?;
+        inode.set_size(size + len);
+        persist(inode, &mut fm)?;
+    } else {
+        unmap_blocks(inode, b, b + n)?;
+        let mut fm = inode.info().map.lock();
+        fm.shift(b + n, -(n as i64))?;
+        inode.set_size(size - len);
+        persist(inode, &mut fm)?;
+    }
+    drop(inv);
+    inode.touch_cmtime();
+    inode.mark_dirty();
+    Ok(())
+}
+
+/// fallocate(2): allocate (mode 0, KEEP_SIZE), PUNCH_HOLE, ZERO_RANGE,
+/// COLLAPSE_RANGE, INSERT_RANGE.
 pub(crate) fn fallocate(inode: &RInode, mode: i32, offset: i64, len: i64) -> Result {
     let mode = mode as u32;
     if offset < 0 || len <= 0 {
@@ -204,6 +258,9 @@ pub(crate) fn fallocate(inode: &RInode, mode: i32, offset: i64, len: i64) -> Res
     let (off, end) = (offset as u64, offset as u64 + len as u64);
     if end > MAX_BYTES {
         return Err(EFBIG);
+    }
+    if mode == FALLOC_FL_COLLAPSE_RANGE || mode == FALLOC_FL_INSERT_RANGE {
+        return shift_range(inode, off, len as u64, mode == FALLOC_FL_INSERT_RANGE);
     }
     if mode & !(FALLOC_FL_KEEP_SIZE | FALLOC_FL_PUNCH_HOLE | FALLOC_FL_ZERO_RANGE) != 0 {
         return Err(code::eopnotsupp());
@@ -249,9 +306,9 @@ pub(crate) fn fault(vmf: &VmFault<'_, Rdaxfs>, order: u32) -> u32 {
     let r = vmf.dax_fault(order);
     drop(inv);
     match (order, r.ret & VM_FAULT_FALLBACK != 0) {
-        (0, _) => Stats::add(&stats.pte_faults, 1),
-        (_, false) => Stats::add(&stats.pmd_faults, 1),
-        (_, true) => Stats::add(&stats.pmd_fallbacks, 1),
+        (0, _) => stats.add(crate::stats::PTE_FAULTS, 1),
+        (_, false) => stats.add(crate::stats::PMD_FAULTS, 1),
+        (_, true) => stats.add(crate::stats::PMD_FALLBACKS, 1),
     }
     if r.ret & VM_FAULT_NEEDDSYNC != 0 {
         vmf.finish_sync(order, &r)

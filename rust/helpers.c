@@ -123,3 +123,26 @@ void rdaxfs_set_dax_inode(struct inode *inode) { inode->i_flags |= S_DAX; }
 bool rdaxfs_dir_emit_dots(struct file *file, struct dir_context *ctx) { return dir_emit_dots(file, ctx); }
 u64 rdaxfs_bdev_nr_bytes(struct block_device *bdev) { return bdev_nr_bytes(bdev); }
 void rdaxfs_touch_cmtime(struct inode *inode) { inode_set_mtime_to_ts(inode, inode_set_ctime_current(inode)); }
+
+#include <linux/debugfs.h>
+
+static struct dentry *rdaxfs_debugfs_root;
+
+void rdaxfs_debugfs_init(void) { rdaxfs_debugfs_root = debugfs_create_dir("rdaxfs", NULL); }
+void rdaxfs_debugfs_exit(void) { debugfs_remove_recursive(rdaxfs_debugfs_root); }
+
+struct dentry *rdaxfs_debugfs_add(const char *dev, u64 *vals, const char *const *names, unsigned int n)
+{
+	struct dentry *dir = debugfs_create_dir(dev, rdaxfs_debugfs_root);
+	unsigned int i;
+
+	for (i = 0; i < n; i++)
+		debugfs_create_u64(names[i], 0444, dir, &vals[i]);
+	return dir;
+}
+
+void rdaxfs_debugfs_remove(struct dentry *dir) { debugfs_remove_recursive(dir); }
+bool rdaxfs_mmap_supported(struct vm_area_struct *vma, struct dax_device *dax_dev)
+{
+	return daxdev_mapping_supported(vma, dax_dev);
+}

@@ -76,3 +76,10 @@ void rdaxfs_set_dax_inode(struct inode *inode);
 bool rdaxfs_dir_emit_dots(struct file *file, struct dir_context *ctx);
 u64 rdaxfs_bdev_nr_bytes(struct block_device *bdev);
 void rdaxfs_touch_cmtime(struct inode *inode);
+
+/* debugfs: /sys/kernel/debug/rdaxfs/<device>/<counter>. */
+void rdaxfs_debugfs_init(void);
+void rdaxfs_debugfs_exit(void);
+struct dentry *rdaxfs_debugfs_add(const char *dev, u64 *vals, const char *const *names, unsigned int n);
+void rdaxfs_debugfs_remove(struct dentry *dir);
+bool rdaxfs_mmap_supported(struct vm_area_struct *vma, struct dax_device *dax_dev);

@@ -91,6 +91,41 @@ impl FileMap {
         crate::vecs::truncate(&mut self.ext, n)
     }
 
+    /// Splits the extent that spans logical block `l` (if any) at `l`.
+    pub(crate) fn split_at(&mut self, l: u64) -> Result {
+        let Some(i) = self
+            .ext
+            .iter()
+            .position(|e| e.logical < l && l < e.logical + u64::from(e.len))
+        else {
+            return Ok(());
+        };
+        let e = self.ext[i];
+        let head = (l - e.logical) as u32;
+        self.ext[i].len = head;
+        let tail = Extent {
+            logical: l,
+            physical: e.physical + u64::from(head),
+            len: e.len - head,
+        };
+        let mut w = KVec::with_capacity(self.ext.len() + 1, GFP_KERNEL)?;
+        w.extend_from_slice(&self.ext[..=i], GFP_KERNEL)?;
+        w.push(tail, GFP_KERNEL)?;
+        w.extend_from_slice(&self.ext[i + 1..], GFP_KERNEL)?;
+        self.ext = w;
+        Ok(())
+    }
+
+    /// Moves every extent at or after logical block `from` by `delta`
+    /// blocks (collapse: negative, insert: positive). The caller makes sure
+    /// nothing ends up overlapping.
+    pub(crate) fn shift(&mut self, from: u64, delta: i64) -> Result {
+        for e in self.ext.iter_mut().filter(|e| e.logical >= from) {
+            e.logical = e.logical.checked_add_signed(delta).ok_or(EINVAL)?;
+        }
+        Ok(())
+    }
+
     /// Unmaps logical blocks `start..start + count`, calling `freed` for each
     /// physical range that no longer belongs to the file.
     pub(crate) fn remove(&mut self, start: u64, count: u64, freed: impl FnMut(u64, u32)) -> Result {

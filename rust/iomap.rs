@@ -15,7 +15,7 @@ use crate::glue::bindings::{IOMAP_FAULT, IOMAP_WRITE, IOMAP_ZERO};
 use crate::glue::bugs;
 use crate::glue::iomap::Iomap;
 use crate::inode::{persist, FileMap, RInode};
-use crate::stats::Stats;
+use crate::stats;
 use crate::Rdaxfs;
 use kernel::prelude::*;
 use kernel::sync::lock::mutex::MutexBackend;
@@ -91,14 +91,14 @@ pub(crate) fn alloc_zeroed(
         large_file: large,
     };
     let (phys, n) = info.blocks.lock().alloc_blocks(&info.dax, req)?;
-    Stats::add(&info.stats.blocks_allocated, n);
+    info.stats.add(stats::BLOCKS_ALLOCATED, n);
     let zero_late = bugs::zero_outside_lock();
     if !zero_late {
         if let Err(e) = info.dax.zero_blocks(phys, n) {
             let _ = info.blocks.lock().free_range(&info.dax, phys, n);
             return Err(e);
         }
-        Stats::add(&info.stats.bytes_zeroed, n << BLOCK_SHIFT);
+        info.stats.add(stats::BYTES_ZEROED, n << BLOCK_SHIFT);
     }
     let ext = Extent {
         logical: first,

@@ -21,7 +21,6 @@
 use crate::glue::bugs;
 use crate::glue::inode::InvalidateGuard;
 use crate::inode::RInode;
-use crate::stats::Stats;
 use crate::Rdaxfs;
 use kernel::prelude::*;
 
@@ -41,7 +40,7 @@ pub(crate) fn break_layouts(
         let Some(page) = inv.busy_page(start, end) else {
             return Ok(());
         };
-        Stats::add(&stats.layout_waits, 1);
+        stats.add(crate::stats::LAYOUT_WAITS, 1);
         inv.wait_page_idle(page)?;
         if bugs::break_layouts_once() {
             // TEST ONLY: the pre-2018 loop that gave up after one page.

@@ -156,8 +156,16 @@ struct RdaxfsModule {
     _fs: glue::fs::Registration,
 }
 
+impl Drop for RdaxfsModule {
+    fn drop(&mut self) {
+        // Every mount is gone (the module is not busy), so are their files.
+        glue::debugfs::exit();
+    }
+}
+
 impl kernel::Module for RdaxfsModule {
     fn init(module: &'static ThisModule) -> Result<Self> {
+        glue::debugfs::init();
         let fs = FS_TYPE.register::<Rdaxfs>(module)?;
         pr_info!("filesystem type rdaxfs registered\n");
         Ok(Self { _fs: fs })

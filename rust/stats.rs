@@ -1,33 +1,36 @@
-//! Per-mount counters (printed at unmount and by the sysfs-free
-//! `rdaxfs-stats` debug line in the kernel log on demand).
+//! Per-mount counters, in debugfs at /sys/kernel/debug/rdaxfs/<dev>/ and
+//! printed at unmount.
 
-use core::sync::atomic::{AtomicU64, Ordering};
+use crate::glue::debugfs::Counters;
+use kernel::c_str;
+use kernel::str::CStr;
 
-/// Counters a mount keeps; all relaxed, for observation only.
-#[derive(Default)]
-pub(crate) struct Stats {
-    /// Data blocks allocated.
-    pub(crate) blocks_allocated: AtomicU64,
-    /// Bytes zeroed in new blocks.
-    pub(crate) bytes_zeroed: AtomicU64,
-    /// PTE-sized DAX faults.
-    pub(crate) pte_faults: AtomicU64,
-    /// PMD-sized DAX faults that mapped 2 MiB.
-    pub(crate) pmd_faults: AtomicU64,
-    /// PMD faults that fell back to PTEs.
-    pub(crate) pmd_fallbacks: AtomicU64,
-    /// Rounds of break-layouts waiting for a pinned page.
-    pub(crate) layout_waits: AtomicU64,
-}
+/// Data blocks allocated.
+pub(crate) const BLOCKS_ALLOCATED: usize = 0;
+/// Bytes zeroed in new blocks.
+pub(crate) const BYTES_ZEROED: usize = 1;
+/// PTE-sized DAX faults.
+pub(crate) const PTE_FAULTS: usize = 2;
+/// PMD-sized DAX faults that mapped 2 MiB.
+pub(crate) const PMD_FAULTS: usize = 3;
+/// PMD faults that fell back to PTEs.
+pub(crate) const PMD_FALLBACKS: usize = 4;
+/// Rounds of break-layouts waiting for a pinned page.
+pub(crate) const LAYOUT_WAITS: usize = 5;
 
-impl Stats {
-    /// Adds `n` to a counter.
-    pub(crate) fn add(c: &AtomicU64, n: u64) {
-        c.fetch_add(n, Ordering::Relaxed);
-    }
+const NAMES: [&CStr; 6] = [
+    c_str!("blocks_allocated"),
+    c_str!("bytes_zeroed"),
+    c_str!("pte_faults"),
+    c_str!("pmd_faults"),
+    c_str!("pmd_fallbacks"),
+    c_str!("layout_waits"),
+];
 
-    /// Reads a counter.
-    pub(crate) fn get(c: &AtomicU64) -> u64 {
-        c.load(Ordering::Relaxed)
-    }
+/// The counters of one mount.
+pub(crate) type Stats = Counters<6>;
+
+/// Fresh counters.
+pub(crate) fn new() -> impl kernel::init::PinInit<Stats> {
+    Stats::new(NAMES)
 }

@@ -6,7 +6,7 @@ use crate::glue::code;
 use crate::glue::dax::DaxDev;
 use crate::glue::fs::{NewSuperBlock, StatFs, SuperBlock};
 use crate::options::{Errors, Options};
-use crate::stats::Stats;
+use crate::stats;
 use crate::{inode, Rdaxfs};
 use kernel::new_mutex;
 use kernel::prelude::*;
@@ -41,8 +41,9 @@ pub(crate) struct SbInfo {
     pub(crate) state: Mutex<SbState>,
     /// Mount options.
     pub(crate) opts: Options,
-    /// Counters.
-    pub(crate) stats: Stats,
+    /// Counters (debugfs).
+    #[pin]
+    pub(crate) stats: stats::Stats,
 }
 
 type Sb = SuperBlock<Rdaxfs>;
@@ -124,10 +125,11 @@ pub(crate) fn fill_super(
             inodes <- new_mutex!(inodes, "rdaxfs:ialloc"),
             state <- new_mutex!(SbState { sb: ondisk, orphans: KVec::new() }, "rdaxfs:sb_state"),
             opts: *opts,
-            stats: Stats::default(),
+            stats <- stats::new(),
         }),
         GFP_KERNEL,
     )?;
+    info.stats.publish(id);
     if !nsb.read_only() {
         let mut st = info.state.lock();
         st.sb.state = STATE_DIRTY;
@@ -206,12 +208,12 @@ pub(crate) fn put_super(sb: &Sb) {
     pr_info!(
         "{}: unmounted; blocks allocated {}, bytes zeroed {}, pte faults {}, pmd faults {} ({} fallbacks), layout waits {}\n",
         sb.id(),
-        Stats::get(&info.stats.blocks_allocated),
-        Stats::get(&info.stats.bytes_zeroed),
-        Stats::get(&info.stats.pte_faults),
-        Stats::get(&info.stats.pmd_faults),
-        Stats::get(&info.stats.pmd_fallbacks),
-        Stats::get(&info.stats.layout_waits),
+        info.stats.get(stats::BLOCKS_ALLOCATED),
+        info.stats.get(stats::BYTES_ZEROED),
+        info.stats.get(stats::PTE_FAULTS),
+        info.stats.get(stats::PMD_FAULTS),
+        info.stats.get(stats::PMD_FALLBACKS),
+        info.stats.get(stats::LAYOUT_WAITS),
     );
 }
 

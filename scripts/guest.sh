@@ -23,6 +23,8 @@ while [ $# -gt 0 ]; do
   shift
 done
 append="console=ttyS0 panic=-1 oops=panic softlockup_panic=0 rdaxfs.pmem=$pmem rdaxfs.tests=$tests"
+# /dev/nullb0 completes I/O 200 ms late: O_DIRECT into it holds pages pinned.
+append="$append null_blk.irqmode=2 null_blk.completion_nsec=200000000 null_blk.nr_devices=1"
 args=(-cpu max -smp "$smp" -nographic -no-reboot -kernel "$kernel" -initrd "$initrd")
 case "$pmem" in
   memmap)

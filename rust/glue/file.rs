@@ -304,12 +304,21 @@ unsafe extern "C" fn write_iter<T: FileSystem>(
     }
 }
 
+const EOPNOTSUPP_ERRNO: ffi::c_int = -(kernel::bindings::EOPNOTSUPP as ffi::c_int);
+
 /// # Safety
 /// VFS mmap contract: an open regular DAX file of type `T` and its new vma.
 unsafe extern "C" fn mmap<T: FileSystem>(
     file: *mut bindings::file,
     vma: *mut bindings::vm_area_struct,
 ) -> ffi::c_int {
+    // SAFETY: an open file has a live inode.
+    let inode = unsafe { Inode::<T>::from_raw(bindings::rdaxfs_file_inode(file)) };
+    // SAFETY: a live vma; MAP_SYNC needs a device whose writes are durable
+    // once flushed from the CPU caches (the check fs/ext4 does).
+    if !unsafe { bindings::rdaxfs_mmap_supported(vma, T::dax_dev(inode.sb()).raw()) } {
+        return EOPNOTSUPP_ERRNO;
+    }
     // SAFETY: per this function's contract.
     unsafe {
         bindings::rdaxfs_file_accessed(file);

@@ -7,6 +7,7 @@
 
 pub(crate) mod bindings;
 pub(crate) mod dax;
+pub(crate) mod debugfs;
 pub(crate) mod file;
 pub(crate) mod fs;
 pub(crate) mod inode;

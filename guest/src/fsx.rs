@@ -7,7 +7,9 @@
 //!
 //! Environment: `RDAXFS_FSX_SEED` (default: from the clock; always
 //! printed), `RDAXFS_FSX_OPS` (default 3000), `RDAXFS_FSX_SECS` (time
-//! bound, default 40).
+//! bound, default 40); `RDAXFS_FSX_SKIP=Collapse,Insert,...` leaves out
+//! op kinds by name (debugging only; kernel command-line `KEY=VALUE` words reach the
+//! guest init as environment).
 
 use std::collections::VecDeque;
 use std::fs;
@@ -97,6 +99,8 @@ pub struct Opts<'a> {
     /// Leave out mmap stores past EOF (tmpfs lets them reach the file
     /// when it grows again).
     pub no_past_eof: bool,
+    /// Op kinds to leave out, by name (debugging only).
+    pub skip: Vec<String>,
 }
 
 /// What a run did.
@@ -541,11 +545,14 @@ pub fn run(dir: &Path, mut o: Opts<'_>) -> Result<FsxStats, String> {
         log: VecDeque::new(),
         seed: o.seed,
         op: 0,
-        disabled: if o.no_past_eof {
-            vec![Kind::MapWritePastEof]
-        } else {
-            Vec::new()
-        },
+        disabled: Kind::ALL
+            .iter()
+            .map(|(k, _)| *k)
+            .filter(|k| {
+                (o.no_past_eof && *k == Kind::MapWritePastEof)
+                    || o.skip.iter().any(|n| *n == format!("{k:?}"))
+            })
+            .collect(),
         eof_dirty: false,
     };
     let mut st = FsxStats::default();
@@ -617,6 +624,15 @@ pub fn fsx() -> TestResult {
     let ops = env_u64("RDAXFS_FSX_OPS", 3000);
     let secs = env_u64("RDAXFS_FSX_SECS", 40);
     println!("fsx: seed {seed} (rerun with RDAXFS_FSX_SEED={seed}), {ops} ops, {secs}s bound");
+    let skip: Vec<String> = std::env::var("RDAXFS_FSX_SKIP")
+        .unwrap_or_default()
+        .split(',')
+        .filter(|n| !n.is_empty())
+        .map(str::to_string)
+        .collect();
+    if !skip.is_empty() {
+        println!("fsx: RDAXFS_FSX_SKIP: leaving out {skip:?} (debugging only)");
+    }
     let mut remount = || -> TestResult {
         ctx(umount(MNT), "umount")?;
         ctx(mount(PMEM, MNT, "rdaxfs", ""), "mount")
@@ -631,6 +647,7 @@ pub fn fsx() -> TestResult {
             strict: true,
             check_every: 7,
             no_past_eof: false,
+            skip,
         },
     )?;
     println!(
@@ -664,6 +681,7 @@ mod tests {
                 strict: false,
                 check_every: 3,
                 no_past_eof: statfs(dir).map(|s| s.f_type == 0x0102_1994).unwrap_or(true),
+                skip: Vec::new(),
             },
         )
         .unwrap();

@@ -5,9 +5,12 @@
 #[allow(clippy::precedence)]
 mod basic;
 mod data;
+mod demo;
 mod dma;
 mod enospc;
 mod enospc_faults;
+mod export;
+mod export_test;
 mod fsx;
 mod layouts_retry;
 mod mount;
@@ -27,6 +30,7 @@ type Test = fn() -> TestResult;
 /// Every test, by name, in the order `all` runs them.
 const TESTS: &[(&str, Test)] = &[
     ("module-load", basic::module_load),
+    ("export", export_test::export),
     ("pmem-present", basic::pmem_present),
     ("mount-basic", mount::mount_basic),
     ("namespace", namespace::namespace),
@@ -49,6 +53,13 @@ const TESTS: &[(&str, Test)] = &[
 
 fn main() {
     let name = std::env::args().nth(1).unwrap_or_default();
+    if name == "demo" {
+        if let Err(e) = demo::demo() {
+            eprintln!("demo: {e}");
+            std::process::exit(1);
+        }
+        return;
+    }
     if name == "list" {
         for (n, _) in TESTS {
             println!("{n}");

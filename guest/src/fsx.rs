@@ -429,8 +429,9 @@ impl Fsx {
                 let r = self.falloc(libc::FALLOC_FL_COLLAPSE_RANGE, off, len)?;
                 let o = self.expect_ok(r, strict, "COLLAPSE_RANGE")?;
                 if let Outcome::Ok = o {
+                    // The EOF block moves, bytes past EOF and all: a
+                    // store past EOF may still show through a mapping.
                     self.model.drain(off as usize..(off + len) as usize);
-                    self.eof_dirty = false;
                 }
                 return Ok(o);
             }
@@ -452,7 +453,6 @@ impl Fsx {
                     let at = off as usize;
                     self.model
                         .splice(at..at, std::iter::repeat_n(0u8, len as usize));
-                    self.eof_dirty = false;
                 }
                 return Ok(o);
             }

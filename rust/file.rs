@@ -54,23 +54,7 @@ pub(crate) fn write_iter(k: &mut Kiocb<'_, Rdaxfs>) -> Result<usize> {
 /// extending the file exposes zeros (an mmap store may have left data past
 /// EOF in the last page).
 fn zero_tail(inode: &RInode, size: u64) -> Result {
-    let off = size % BLOCK_SIZE_U64;
-    if off == 0 {
-        return Ok(());
-    }
-    let info = inode.sb().info();
-    let phys = inode
-        .info()
-        .map
-        .lock()
-        .lookup(size >> BLOCK_SHIFT)
-        .map(|(p, _)| p);
-    if let Some(p) = phys {
-        let zeros = KVec::from_elem(0u8, (BLOCK_SIZE_U64 - off) as usize, GFP_KERNEL)?;
-        info.dax.write(p * BLOCK_SIZE_U64 + off, &zeros)?;
-        info.dax.fence();
-    }
-    Ok(())
+    zero_bytes(inode, size, size.next_multiple_of(BLOCK_SIZE_U64))
 }
 
 /// fsync(2): metadata is written through as it changes; data stored via

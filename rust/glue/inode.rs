@@ -623,38 +623,48 @@ unsafe extern "C" fn link<T: FileSystem>(
     })
 }
 
+/// What unlink and rmdir call: the directory, the name and its inode.
+type RemoveFn<T> = fn(&Inode<T>, &[u8], &Inode<T>) -> Result;
+
+/// Shared body of unlink and rmdir.
+///
 /// # Safety
-/// VFS `unlink` contract: `dir` locked, `dentry` positive in it.
+/// `dir` is a live directory of type `T` with i_rwsem held; `dentry` is a
+/// positive dentry in it (its inode locked too).
+unsafe fn remove_common<T: FileSystem>(
+    dir: *mut bindings::inode,
+    dentry: *mut bindings::dentry,
+    f: RemoveFn<T>,
+) -> ffi::c_int {
+    // SAFETY: per this function's contract.
+    let (d, name, i) = unsafe {
+        (
+            Inode::<T>::from_raw(dir),
+            dentry_name(dentry),
+            Inode::<T>::from_raw(bindings::rdaxfs_d_inode(dentry)),
+        )
+    };
+    from_result(|| f(d, name, i).map(|()| 0))
+}
+
+/// # Safety
+/// VFS `unlink` contract (see `remove_common`).
 unsafe extern "C" fn unlink<T: FileSystem>(
     dir: *mut bindings::inode,
     dentry: *mut bindings::dentry,
 ) -> ffi::c_int {
-    // SAFETY: per this function's contract.
-    let (d, name, i) = unsafe {
-        (
-            Inode::<T>::from_raw(dir),
-            dentry_name(dentry),
-            Inode::<T>::from_raw(bindings::rdaxfs_d_inode(dentry)),
-        )
-    };
-    from_result(|| T::unlink(d, name, i).map(|()| 0))
+    // SAFETY: forwarded contract.
+    unsafe { remove_common::<T>(dir, dentry, T::unlink) }
 }
 
 /// # Safety
-/// VFS `rmdir` contract: `dir` and the victim locked.
+/// VFS `rmdir` contract (see `remove_common`).
 unsafe extern "C" fn rmdir<T: FileSystem>(
     dir: *mut bindings::inode,
     dentry: *mut bindings::dentry,
 ) -> ffi::c_int {
-    // SAFETY: per this function's contract.
-    let (d, name, i) = unsafe {
-        (
-            Inode::<T>::from_raw(dir),
-            dentry_name(dentry),
-            Inode::<T>::from_raw(bindings::rdaxfs_d_inode(dentry)),
-        )
-    };
-    from_result(|| T::rmdir(d, name, i).map(|()| 0))
+    // SAFETY: forwarded contract.
+    unsafe { remove_common::<T>(dir, dentry, T::rmdir) }
 }
 
 /// # Safety

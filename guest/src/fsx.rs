@@ -605,6 +605,62 @@ pub fn run(dir: &Path, mut o: Opts<'_>) -> Result<FsxStats, String> {
     Ok(st)
 }
 
+/// Ways to move EOF up past a partial last block.
+const EXTENDERS: &[&str] = &[
+    "ftruncate up",
+    "pwrite past EOF",
+    "fallocate 0 past EOF",
+    "ZERO_RANGE past EOF",
+];
+
+/// Deterministic check of each extender: a store through a mapping past
+/// EOF (in the last page) must not become file data when EOF moves up.
+/// Returns one message per extender that exposed the stored bytes.
+pub fn eof_tail_checks(dir: &Path) -> Result<Vec<String>, String> {
+    const SIZE: u64 = 1000;
+    let mut bad = Vec::new();
+    for (i, how) in EXTENDERS.iter().enumerate() {
+        let p = dir.join(format!("eof-tail-{i}"));
+        let _ = fs::remove_file(&p);
+        let f = open(&p)?;
+        ctx(f.write_all_at(&[0x11; SIZE as usize], 0), "pwrite")?;
+        let map = ctx(Mapping::shared(f.as_raw_fd(), BLOCK), "mmap")?;
+        map.write_at(SIZE as usize, &[0xEE; BLOCK - SIZE as usize]);
+        ctx(map.sync(), "msync")?;
+        drop(map);
+        let fd = f.as_raw_fd();
+        let r = match i {
+            0 => ftruncate(fd, 3 * B),
+            1 => f
+                .write_all_at(&[0x22; 10], 3 * B)
+                .map_err(|e| e.raw_os_error().unwrap_or(0)),
+            2 => fallocate(fd, 0, 2 * B, B),
+            _ => fallocate(fd, libc::FALLOC_FL_ZERO_RANGE, 2 * B, B),
+        };
+        if let Err(e) = r {
+            if !(i == 3 && e == libc::EOPNOTSUPP) {
+                return Err(format!("{how}: {}", errno_name(e)));
+            }
+            drop(f);
+            let _ = fs::remove_file(&p);
+            continue;
+        }
+        let mut b = vec![0u8; (B - SIZE) as usize];
+        ctx(f.read_exact_at(&mut b, SIZE), "pread")?;
+        if let Some(j) = b.iter().position(|&x| x != 0) {
+            let n = b.iter().filter(|&&x| x != 0).count();
+            bad.push(format!(
+                "{how}: after a mapped store past EOF (size {SIZE}), {n} bytes of the old last block past the old EOF read non-zero once the file grew (first: byte {} = {:#04x}, expected 0)",
+                SIZE + j as u64,
+                b[j]
+            ));
+        }
+        drop(f);
+        ctx(fs::remove_file(&p), "unlink")?;
+    }
+    Ok(bad)
+}
+
 fn seed_from_env() -> u64 {
     std::env::var("RDAXFS_FSX_SEED")
         .ok()
@@ -633,6 +689,13 @@ pub fn fsx() -> TestResult {
     if !skip.is_empty() {
         println!("fsx: RDAXFS_FSX_SKIP: leaving out {skip:?} (debugging only)");
     }
+    let tail = eof_tail_checks(Path::new(MNT))?;
+    crate::ensure!(
+        tail.is_empty(),
+        "bytes stored past EOF through a mapping became file data when EOF moved up:\n  {}",
+        tail.join("\n  ")
+    );
+    println!("fsx: EOF-tail checks passed ({})", EXTENDERS.join(", "));
     let mut remount = || -> TestResult {
         ctx(umount(MNT), "umount")?;
         ctx(mount(PMEM, MNT, "rdaxfs", ""), "mount")
@@ -706,6 +769,12 @@ mod tests {
         let dir = std::env::var("RDAXFS_SCRATCH_DIR").expect("RDAXFS_SCRATCH_DIR");
         let st = host(Path::new(&dir), 7, 3000);
         assert!(st.dropped.is_empty(), "dropped {:?}", st.dropped);
+    }
+
+    #[test]
+    fn eof_tail_on_host_fs() {
+        let t = TempDir::new("fsx-tail");
+        assert_eq!(eof_tail_checks(&t.0).unwrap(), Vec::<String>::new());
     }
 
     #[test]

@@ -14,7 +14,7 @@ pub fn path(i: usize) -> String {
 /// Size of file `i`: block-boundary cases and multi-MiB files.
 pub fn len(i: usize) -> usize {
     const SIZES: [usize; 8] = [0, 1, 4095, 4096, 4097, 65_553, 1 << 20, 3 << 20];
-    SIZES[i % SIZES.len()] + if i % 8 == 0 { 0 } else { i }
+    SIZES[i % SIZES.len()] + if i.is_multiple_of(8) { 0 } else { i }
 }
 
 /// Byte `off` of file `i`.
@@ -29,5 +29,5 @@ pub fn content(i: usize) -> Vec<u8> {
 
 /// Whether file `i` is written through a shared mapping (else write(2)).
 pub fn via_mmap(i: usize) -> bool {
-    i % 3 == 0 && len(i) > 0
+    i.is_multiple_of(3) && len(i) > 0
 }

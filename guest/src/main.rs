@@ -4,6 +4,7 @@
 // basic.rs belongs to another area; its one clippy finding is theirs to fix.
 #[allow(clippy::precedence)]
 mod basic;
+mod bench;
 mod data;
 mod demo;
 mod dma;
@@ -31,6 +32,7 @@ type Test = fn() -> TestResult;
 const TESTS: &[(&str, Test)] = &[
     ("module-load", basic::module_load),
     ("export", export_test::export),
+    ("bench", bench::bench),
     ("pmem-present", basic::pmem_present),
     ("mount-basic", mount::mount_basic),
     ("namespace", namespace::namespace),

@@ -57,9 +57,9 @@ fi
 # boot NAME PMEM TESTS SCAN: one guest boot; counts its RDAXFS-TEST lines;
 # SCAN=1 also fails the boot on a kernel WARNING/BUG/lockdep/hung report.
 boot() {
-  local name=$1 pmem=$2 tests=$3 scan=$4
-  local log=$build/logs/guest-$name.log img=$build/nvdimm-$name.img
-  rm -f "$img"
+  local name=$1 pmem=$2 tests=$3 scan=$4 img=${5:-$build/nvdimm-$1.img}
+  local log=$build/logs/guest-$name.log
+  [ -n "${5:-}" ] || rm -f "$img"
   step "guest: $name ($pmem pmem)"
   scripts/guest.sh --kernel "$kdir/arch/x86/boot/bzImage" --initrd "$build/initramfs.cpio.gz" \
     --pmem "$pmem" --image "$img" --smp 4 --tests "$tests" --timeout 1500 --log "$log" > /dev/null
@@ -79,7 +79,7 @@ boot() {
 if [ -f "$build/initramfs.cpio.gz" ] && [ -x "$musl/guest-test" ]; then
   all=$("$musl/guest-test" list)
   # export runs last: the host reads its tree back from the NVDIMM image.
-  main=$( (echo "$all" | grep -v -e '-teeth$' -e '^export$'; echo export) | paste -sd, -)
+  main=$( (echo "$all" | grep -v -e '-teeth$' -e '^export$' -e '^crash-'; echo export) | paste -sd, -)
   boot memmap memmap "$main" 1
   boot nvdimm nvdimm "$main" 1
   step "host: NVDIMM backing file after the guest stopped"
@@ -89,6 +89,11 @@ if [ -f "$build/initramfs.cpio.gz" ] && [ -x "$musl/guest-test" ]; then
     check host/nvdimm-read-back "$build/logs/host-verify.log" "$hv" verify "$build/nvdimm-fs.img"
     cat "$build/logs/host-extract.log" "$build/logs/host-fsck.log" "$build/logs/host-verify.log"
   fi
+  # Unclean shutdown: boot 1 powers off with rdaxfs mounted and an open,
+  # unlinked file; boot 2 (same NVDIMM backing file) must reclaim it.
+  rm -f "$build/nvdimm-crash.img"
+  boot crash-1 nvdimm crash-prepare 1 "$build/nvdimm-crash.img"
+  boot crash-2 nvdimm crash-recover 1 "$build/nvdimm-crash.img"
   rm -f "$build"/nvdimm-*.img
   # Each reproducer's bug switch must make it fail; a -teeth test passes
   # when it sees the bug. They provoke kernel warnings on purpose (and

@@ -5,6 +5,7 @@
 #[allow(clippy::precedence)]
 mod basic;
 mod bench;
+mod crash;
 mod data;
 mod demo;
 mod dma;
@@ -33,6 +34,8 @@ const TESTS: &[(&str, Test)] = &[
     ("module-load", basic::module_load),
     ("export", export_test::export),
     ("bench", bench::bench),
+    ("crash-prepare", crash::prepare),
+    ("crash-recover", crash::recover),
     ("pmem-present", basic::pmem_present),
     ("mount-basic", mount::mount_basic),
     ("namespace", namespace::namespace),

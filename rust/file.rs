@@ -267,6 +267,11 @@ pub(crate) fn fallocate(inode: &RInode, mode: i32, offset: i64, len: i64) -> Res
             punch(inode, &inv, off, stop)?;
         }
     }
+    if mode & FALLOC_FL_KEEP_SIZE == 0 && end > inode.size() {
+        // Growing the file exposes the old last block's tail: zero what
+        // mapped stores may have left past EOF there.
+        zero_tail(inode, inode.size())?;
+    }
     if mode & FALLOC_FL_PUNCH_HOLE == 0 {
         let first = off >> BLOCK_SHIFT;
         allocate(inode, first, end.div_ceil(BLOCK_SIZE_U64) - first)?;

@@ -15,6 +15,7 @@ mod export;
 mod export_test;
 mod fsx;
 mod layouts_retry;
+mod mmap_modes;
 mod mount;
 mod namespace;
 mod persist;
@@ -36,6 +37,7 @@ const TESTS: &[(&str, Test)] = &[
     ("bench", bench::bench),
     ("crash-prepare", crash::prepare),
     ("crash-recover", crash::recover),
+    ("mmap-modes", mmap_modes::mmap_modes),
     ("pmem-present", basic::pmem_present),
     ("mount-basic", mount::mount_basic),
     ("namespace", namespace::namespace),

@@ -4,7 +4,7 @@
 //! comparison, not for pass/fail).
 
 use crate::util::*;
-use std::fs::{self, OpenOptions};
+use std::fs;
 use std::os::unix::fs::FileExt;
 use std::os::unix::io::AsRawFd;
 use std::time::Instant;
@@ -29,15 +29,7 @@ fn rate(units: f64, t: Instant) -> f64 {
 fn workloads(dir: &str) -> Result<Figures, String> {
     let chunk: Vec<u8> = (0..MIB).map(|i| (i * 7 + 3) as u8).collect();
     let path = format!("{dir}/seq");
-    let f = ctx(
-        OpenOptions::new()
-            .create(true)
-            .truncate(true)
-            .read(true)
-            .write(true)
-            .open(&path),
-        "create seq",
-    )?;
+    let f = create_rw(path.as_ref())?;
     let t = Instant::now();
     for i in 0..FILE_MIB {
         ctx(f.write_all_at(&chunk, (i * MIB) as u64), "pwrite")?;
@@ -54,15 +46,7 @@ fn workloads(dir: &str) -> Result<Figures, String> {
     drop(f);
 
     let path = format!("{dir}/mapped");
-    let f = ctx(
-        OpenOptions::new()
-            .create(true)
-            .truncate(true)
-            .read(true)
-            .write(true)
-            .open(&path),
-        "create mapped",
-    )?;
+    let f = create_rw(path.as_ref())?;
     ctx(f.set_len((FILE_MIB * MIB) as u64), "ftruncate")?;
     let m = ctx(Mapping::shared(f.as_raw_fd(), FILE_MIB * MIB), "mmap")?;
     let t = Instant::now();

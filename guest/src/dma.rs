@@ -248,15 +248,7 @@ fn setup_and_run(secs: u64) -> Result<DmaStats, String> {
     fill_pattern(&mut sd, SIDECAR_SEED, 0);
     ctx(fs::write(&side, &sd), "write sidecar")?;
     let p = Path::new(MNT).join("dma-target");
-    let f = ctx(
-        fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(&p),
-        p.display(),
-    )?;
+    let f = create_rw(&p)?;
     ctx(f.write_all_at(&file_data(), 0), "write target")?;
     let map = ctx(
         Mapping::shared(f.as_raw_fd(), FILE_BLOCKS * BLOCK),

@@ -3,48 +3,19 @@
 
 use crate::export;
 use crate::util::*;
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::os::unix::io::AsRawFd;
 use std::path::Path;
 
 fn write_mmap(path: &Path, data: &[u8]) -> TestResult {
-    let f = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .open(path)
-        .map_err(|e| format!("{}: {e}", path.display()))?;
-    f.set_len(data.len() as u64)
-        .map_err(|e| format!("ftruncate: {e}"))?;
-    // SAFETY: a fresh shared mapping of `data.len()` bytes of an open file.
-    let p = unsafe {
-        libc::mmap(
-            std::ptr::null_mut(),
-            data.len(),
-            libc::PROT_READ | libc::PROT_WRITE,
-            libc::MAP_SHARED,
-            f.as_raw_fd(),
-            0,
-        )
-    };
-    if p == libc::MAP_FAILED {
-        return Err(format!(
-            "mmap {}: {}",
-            path.display(),
-            std::io::Error::last_os_error()
-        ));
-    }
-    // SAFETY: `p` maps `data.len()` writable bytes; msync/munmap on it.
-    unsafe {
-        std::ptr::copy_nonoverlapping(data.as_ptr(), p.cast::<u8>(), data.len());
-        let r = libc::msync(p, data.len(), libc::MS_SYNC);
-        libc::munmap(p, data.len());
-        if r != 0 {
-            return Err(format!("msync: {}", std::io::Error::last_os_error()));
-        }
-    }
-    f.sync_all().map_err(|e| format!("fsync: {e}"))
+    let f = create_rw(path)?;
+    ctx(f.set_len(data.len() as u64), "ftruncate")?;
+    let m = ctx(Mapping::shared(f.as_raw_fd(), data.len()), "mmap")?;
+    // SAFETY: `m` maps `data.len()` writable bytes that nothing else aliases.
+    unsafe { std::ptr::copy_nonoverlapping(data.as_ptr(), m.ptr, data.len()) };
+    ctx(m.sync(), "msync")?;
+    drop(m);
+    ctx(f.sync_all(), "fsync")
 }
 
 /// Writes the export tree on a fresh filesystem and unmounts it.

@@ -81,15 +81,7 @@ impl Round {
 
 fn round(i: usize) -> Result<Round, String> {
     let p = Path::new(MNT).join(format!("pinned-{i}"));
-    let f = ctx(
-        fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(&p),
-        p.display(),
-    )?;
+    let f = create_rw(&p)?;
     let mut data = vec![0u8; FILE_BLOCKS * BLOCK];
     fill_pattern(&mut data, i as u64, 0);
     ctx(f.write_all_at(&data, 0), "write file")?;

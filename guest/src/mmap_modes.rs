@@ -7,7 +7,6 @@
 
 use crate::ensure;
 use crate::util::*;
-use std::fs::OpenOptions;
 use std::os::unix::fs::FileExt;
 use std::os::unix::io::AsRawFd;
 
@@ -50,15 +49,7 @@ fn store(p: *mut u8, off: usize, v: u8) {
 pub fn mmap_modes() -> TestResult {
     let _fx = Fixture::new()?;
     fresh_mount()?;
-    let f = ctx(
-        OpenOptions::new()
-            .create(true)
-            .truncate(true)
-            .read(true)
-            .write(true)
-            .open("/mnt/m"),
-        "create",
-    )?;
+    let f = create_rw(std::path::Path::new("/mnt/m"))?;
     ctx(f.set_len(LEN as u64), "ftruncate")?;
     let fd = f.as_raw_fd();
 
@@ -100,15 +91,7 @@ pub fn mmap_modes() -> TestResult {
     drop(f);
 
     // Without DAX the flag must be refused (the kernel validates it).
-    let t = ctx(
-        OpenOptions::new()
-            .create(true)
-            .truncate(true)
-            .read(true)
-            .write(true)
-            .open("/tmp/nodax"),
-        "tmpfs file",
-    )?;
+    let t = create_rw(std::path::Path::new("/tmp/nodax"))?;
     ctx(t.set_len(LEN as u64), "ftruncate tmpfs")?;
     match map(t.as_raw_fd(), MAP_SHARED_VALIDATE | MAP_SYNC) {
         Ok(p) => {

@@ -57,15 +57,7 @@ fn first_diff(got: &[u8], want: &[u8]) -> Option<String> {
 /// Runs the steps on `dir`; `pmd_check`: counters are checked on rdaxfs.
 pub fn punch_in(dir: &Path) -> Result<(), String> {
     let p = dir.join("pmd");
-    let f = ctx(
-        fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(&p),
-        p.display(),
-    )?;
+    let f = create_rw(&p)?;
     let fd = f.as_raw_fd();
     fallocate(fd, 0, 0, LEN as u64).map_err(|e| format!("fallocate 8 MiB: {}", errno_name(e)))?;
     let map = ctx(Mapping::shared_aligned(fd, LEN, PMD), "mmap 8 MiB aligned")?;

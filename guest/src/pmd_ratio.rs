@@ -33,15 +33,7 @@ pub fn share_from_faults(faults: u64) -> f64 {
 /// Runs the workload on a new file in `dir`.
 pub fn touch_in(dir: &Path) -> Result<Ratio, String> {
     let p = dir.join("ratio");
-    let f = ctx(
-        fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(&p),
-        p.display(),
-    )?;
+    let f = create_rw(&p)?;
     ctx(f.set_len(LEN as u64), "ftruncate 64 MiB")?;
     let map = ctx(
         Mapping::shared_aligned(f.as_raw_fd(), LEN, PMD),

@@ -983,6 +983,19 @@ impl Drop for TempDir {
     }
 }
 
+/// Creates (or truncates) `p` and opens it for reading and writing.
+pub fn create_rw(p: &std::path::Path) -> Result<std::fs::File, String> {
+    ctx(
+        std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(p),
+        p.display(),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

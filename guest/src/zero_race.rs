@@ -128,15 +128,7 @@ pub fn race_in(
                     break;
                 }
                 let p = dir.join(format!("race-{i}"));
-                let f = ctx(
-                    fs::OpenOptions::new()
-                        .read(true)
-                        .write(true)
-                        .create(true)
-                        .truncate(true)
-                        .open(&p),
-                    p.display(),
-                )?;
+                let f = create_rw(&p)?;
                 // Size the file first (the blocks stay holes) so the
                 // mapping covers them.
                 ctx(f.set_len(len as u64), "ftruncate")?;

@@ -7,6 +7,7 @@ pub mod dev;
 pub mod fs;
 pub mod fsck;
 pub mod mkfs;
+pub mod recover;
 
 pub use rdaxfs_format as format;
 

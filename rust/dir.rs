@@ -1,16 +1,22 @@
 //! Directories: blocks of fixed 272-byte slots (see docs/format.md), mapped
 //! by the directory's extents like file data. The directory's i_rwsem
-//! (held by the VFS) serialises changes; readers hold it shared.
+//! (held by the VFS) serialises changes; readers hold it shared. Searches
+//! read pmem directly (changes only happen under the exclusive i_rwsem,
+//! so what they find stays true); changes are staged into the caller's
+//! journal transaction.
 
 use crate::format::{self, AllocRequest, Extent, BLOCK_SIZE, BLOCK_SIZE_U64, DIR_SLOTS};
 use crate::glue::DirEmitter;
-use crate::inode::{persist, RInode};
+use crate::inode::{self, FileMap, RInode};
+use crate::journal::Tx;
 use kernel::prelude::*;
+use kernel::sync::lock::mutex::MutexBackend;
+use kernel::sync::lock::Guard;
 
-/// Where a name lives: directory block index and slot.
+/// Where a name lives: physical directory block and slot.
 #[derive(Clone, Copy)]
 pub(crate) struct Slot {
-    block: u64,
+    phys: u64,
     slot: usize,
 }
 
@@ -28,13 +34,6 @@ fn read_block(dir: &RInode, b: u64, buf: &mut [u8]) -> Result<u64> {
     Ok(phys)
 }
 
-fn write_block(dir: &RInode, phys: u64, buf: &[u8]) -> Result {
-    let dax = &dir.sb().info().dax;
-    dax.write(phys * BLOCK_SIZE_U64, buf)?;
-    dax.fence();
-    Ok(())
-}
-
 fn block_buf() -> Result<KVec<u8>> {
     Ok(KVec::from_elem(0u8, BLOCK_SIZE, GFP_KERNEL)?)
 }
@@ -43,63 +42,118 @@ fn block_buf() -> Result<KVec<u8>> {
 pub(crate) fn find(dir: &RInode, name: &[u8]) -> Result<Option<(u64, Slot)>> {
     let mut buf = block_buf()?;
     for b in 0..nblocks(dir) {
-        read_block(dir, b, &mut buf)?;
+        let phys = read_block(dir, b, &mut buf)?;
         if let Some(slot) = format::dir_find(&buf, name) {
             let e = format::dir_entry(&buf, slot).map_err(|_| EIO)?.ok_or(EIO)?;
-            return Ok(Some((e.ino, Slot { block: b, slot })));
+            return Ok(Some((e.ino, Slot { phys, slot })));
         }
     }
     Ok(None)
 }
 
-/// Adds `name -> ino` to `dir`, growing it by a block if every block is full.
-pub(crate) fn add(dir: &RInode, name: &[u8], ino: u64, dtype: u8) -> Result {
-    format::validate_name(name).map_err(|_| EINVAL)?;
-    let mut buf = block_buf()?;
-    for b in 0..nblocks(dir) {
-        let phys = read_block(dir, b, &mut buf)?;
-        if usize::from(format::dir_check(&buf).map_err(|_| EIO)?) < DIR_SLOTS {
-            format::dir_insert(&mut buf, ino, name, dtype).map_err(|_| EIO)?;
-            return write_block(dir, phys, &buf);
+/// Adding a name to a directory: planned before the transaction (which
+/// block has room, or the directory grows), staged inside it, and
+/// published in memory after it commits.
+pub(crate) struct Adder<'a> {
+    dir: &'a RInode,
+    /// A block with a free slot, or `None`: a new block is needed.
+    into: Option<u64>,
+    /// The directory's allocation lock, held from planning to publishing
+    /// when the directory grows.
+    fm: Option<Guard<'a, FileMap, MutexBackend>>,
+    /// The grown directory's overflow chain, for [`inode::committed`].
+    chain: Option<KVec<u64>>,
+}
+
+impl<'a> Adder<'a> {
+    /// Plans adding `name` to `dir`.
+    pub(crate) fn new(dir: &'a RInode, name: &[u8]) -> Result<Self> {
+        format::validate_name(name).map_err(|_| EINVAL)?;
+        let mut buf = block_buf()?;
+        let mut into = None;
+        for b in 0..nblocks(dir) {
+            let phys = read_block(dir, b, &mut buf)?;
+            if usize::from(format::dir_check(&buf).map_err(|_| EIO)?) < DIR_SLOTS {
+                into = Some(phys);
+                break;
+            }
+        }
+        let fm = match into {
+            Some(_) => None,
+            None => Some(dir.info().map.lock()),
+        };
+        Ok(Self {
+            dir,
+            into,
+            fm,
+            chain: None,
+        })
+    }
+
+    /// Stages the new entry `name -> ino` (growing the directory by a
+    /// block if every block is full).
+    pub(crate) fn stage(&mut self, tx: &mut Tx<'_>, name: &[u8], ino: u64, dtype: u8) -> Result {
+        if let Some(phys) = self.into {
+            let b = tx.block(phys)?;
+            format::dir_insert(b, ino, name, dtype).map_err(|_| EIO)?;
+            return Ok(());
+        }
+        let dir = self.dir;
+        let fm = self.fm.as_deref_mut().ok_or(EIO)?;
+        let index = nblocks(dir);
+        let req = AllocRequest {
+            want: 1,
+            hint: fm.hint(index),
+            large_file: false,
+        };
+        let (phys, _) = tx.reserve_blocks(req)?;
+        let mut buf = block_buf()?;
+        format::dir_init(&mut buf).map_err(|_| EIO)?;
+        format::dir_insert(&mut buf, ino, name, dtype).map_err(|_| EIO)?;
+        tx.write_new(phys, &buf)?;
+        fm.insert(Extent {
+            logical: index,
+            physical: phys,
+            len: 1,
+        })?;
+        let mut d = tx.inode(dir.ino())?;
+        let chain = inode::stage_extents(tx, dir.ino(), fm, &mut d)?;
+        d.size = (index + 1) * BLOCK_SIZE_U64;
+        tx.set_inode(dir.ino(), &d)?;
+        self.chain = Some(chain);
+        Ok(())
+    }
+
+    /// After the transaction: publish a grown directory in memory, or, if
+    /// it failed (`ok` false), forget the staged block.
+    pub(crate) fn finish(mut self, ok: bool) {
+        let Some(mut fm) = self.fm.take() else {
+            return;
+        };
+        match (ok, self.chain.take()) {
+            (true, Some(chain)) => {
+                let size = self.dir.size() + BLOCK_SIZE_U64;
+                self.dir.set_size(size);
+                inode::committed(self.dir, &mut fm, chain);
+            }
+            (false, Some(_)) => {
+                let _ = fm.reload(self.dir.sb().info(), self.dir.ino());
+            }
+            _ => {}
         }
     }
-    // Every block is full: initialise a new one, then map it.
-    let info = dir.sb().info();
-    let b = nblocks(dir);
-    let mut fm = dir.info().map.lock();
-    let req = AllocRequest {
-        want: 1,
-        hint: fm.hint(b),
-        large_file: false,
-    };
-    let (phys, _) = info.blocks.lock().alloc_blocks(&info.dax, req)?;
-    buf.fill(0);
-    format::dir_init(&mut buf).map_err(|_| EIO)?;
-    format::dir_insert(&mut buf, ino, name, dtype).map_err(|_| EIO)?;
-    write_block(dir, phys, &buf)?;
-    fm.insert(Extent {
-        logical: b,
-        physical: phys,
-        len: 1,
-    })?;
-    dir.set_size((b + 1) * BLOCK_SIZE_U64);
-    persist(dir, &mut fm)
 }
 
-/// Removes the entry at `at`.
-pub(crate) fn remove(dir: &RInode, at: Slot) -> Result {
-    let mut buf = block_buf()?;
-    let phys = read_block(dir, at.block, &mut buf)?;
-    format::dir_remove(&mut buf, at.slot).map_err(|_| EIO)?;
-    write_block(dir, phys, &buf)
+/// Stages removing the entry at `at`.
+pub(crate) fn remove(tx: &mut Tx<'_>, at: Slot) -> Result {
+    let b = tx.block(at.phys)?;
+    format::dir_remove(b, at.slot).map_err(|_| EIO)
 }
 
-/// Points the entry at `at` to `ino`.
-pub(crate) fn retarget(dir: &RInode, at: Slot, ino: u64, dtype: u8) -> Result {
-    let mut buf = block_buf()?;
-    let phys = read_block(dir, at.block, &mut buf)?;
-    format::dir_set_ino(&mut buf, at.slot, ino, dtype).map_err(|_| EIO)?;
-    write_block(dir, phys, &buf)
+/// Stages pointing the entry at `at` to `ino`.
+pub(crate) fn retarget(tx: &mut Tx<'_>, at: Slot, ino: u64, dtype: u8) -> Result {
+    let b = tx.block(at.phys)?;
+    format::dir_set_ino(b, at.slot, ino, dtype).map_err(|_| EIO)
 }
 
 /// Whether `dir` has no entries (other than `.` and `..`, which are not

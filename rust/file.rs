@@ -8,7 +8,7 @@ use crate::glue::bindings::{
 };
 use crate::glue::code;
 use crate::glue::{file::dax_writeback, Kiocb, VmFault};
-use crate::inode::{persist, RInode};
+use crate::inode::{persist, persist_with, unmap_range, RInode, FREE_CHUNK};
 use crate::layouts::break_layouts;
 use crate::{iomap, Rdaxfs};
 use kernel::prelude::*;
@@ -43,8 +43,9 @@ pub(crate) fn write_iter(k: &mut Kiocb<'_, Rdaxfs>) -> Result<usize> {
     }
     let n = k.dax_rw()?;
     if k.pos() > inode.size() {
+        // The data is durable; the new size commits after it.
         inode.set_size(k.pos());
-        inode.mark_dirty();
+        persist(inode, &mut inode.info().map.lock())?;
     }
     drop(_l);
     k.write_sync(n)
@@ -57,8 +58,8 @@ fn zero_tail(inode: &RInode, size: u64) -> Result {
     zero_bytes(inode, size, size.next_multiple_of(BLOCK_SIZE_U64))
 }
 
-/// fsync(2): metadata is written through as it changes; data stored via
-/// mappings is flushed from the CPU caches here.
+/// fsync(2): every metadata change is durable when its transaction
+/// returns; data stored via mappings is flushed from the CPU caches here.
 pub(crate) fn fsync(inode: &RInode, start: i64, end: i64) -> Result {
     dax_writeback(inode, start, end)?;
     inode.sb().info().dax.fence();
@@ -77,31 +78,14 @@ fn flush_around(inode: &RInode, start: u64, end: u64) -> Result {
 }
 
 /// Frees (unmaps) the file's blocks in `[from_blk, to_blk)`, after
-/// breaking layouts; the caller holds i_rwsem and `inv`.
+/// breaking layouts; the caller holds i_rwsem and `inv`. The file's size
+/// and times as set in memory commit with it.
 fn unmap_blocks(inode: &RInode, from_blk: u64, to_blk: u64) -> Result {
-    if to_blk <= from_blk {
-        return Ok(());
-    }
-    let info = inode.sb().info();
     let mut fm = inode.info().map.lock();
-    let mut freed = KVec::<(u64, u32)>::new();
-    let mut oom = false;
-    fm.remove(from_blk, to_blk - from_blk, |p, n| {
-        oom |= freed.push((p, n), GFP_KERNEL).is_err();
-    })?;
-    persist(inode, &mut fm)?;
-    drop(fm);
-    let mut bm = info.blocks.lock();
-    for (p, n) in freed.iter() {
-        bm.free_range(&info.dax, *p, (*n).into())?;
+    if to_blk <= from_blk {
+        return persist(inode, &mut fm);
     }
-    if oom {
-        pr_err!(
-            "inode {}: out of memory while freeing blocks; run fsck.rdaxfs -y\n",
-            inode.ino()
-        );
-    }
-    Ok(())
+    unmap_range(inode, &mut fm, from_blk, to_blk, |_| Ok(()))
 }
 
 /// Changes a regular file's size (truncate); i_rwsem held exclusive.
@@ -121,12 +105,14 @@ pub(crate) fn set_size(inode: &RInode, size: u64) -> Result {
         flush_around(inode, size, old)?;
         inode.set_size(size);
         inode.truncate_pagecache(size);
+        inode.touch_cmtime();
+        // The smaller size and the freed blocks commit together.
         unmap_blocks(
             inode,
             size.div_ceil(BLOCK_SIZE_U64),
             u64::MAX >> BLOCK_SHIFT,
         )?;
-        zero_tail(inode, size)?;
+        return zero_tail(inode, size);
     }
     inode.touch_cmtime();
     let mut fm = inode.info().map.lock();
@@ -213,22 +199,39 @@ fn shift_range(inode: &RInode, off: u64, len: u64, insert: bool) -> Result {
     flush_around(inode, off, size)?;
     inode.truncate_pagecache_range(off, i64::MAX as u64);
     let (b, n) = (off >> BLOCK_SHIFT, len >> BLOCK_SHIFT);
+    inode.touch_cmtime();
+    let mut fm = inode.info().map.lock();
     if insert {
-        let mut fm = inode.info().map.lock();
         fm.split_at(b)?;
         fm.shift(b, n as i64)?;
         inode.set_size(size + len);
         persist(inode, &mut fm)?;
     } else {
-        unmap_blocks(inode, b, b + n)?;
-        let mut fm = inode.info().map.lock();
+        // Very many extents in the range: free all but the first chunk
+        // ahead (the range reads as a hole if the power fails meanwhile).
+        let cut = fm.chunk_end(b, b + n, FREE_CHUNK);
+        if cut < b + n {
+            unmap_range(inode, &mut fm, cut, b + n, |_| Ok(()))?;
+        }
+        // The rest of the range, the shift and the size: one transaction.
+        let mut freed = KVec::<(u64, u32)>::new();
+        let mut oom = false;
+        fm.remove(b, n, |p, c| oom |= freed.push((p, c), GFP_KERNEL).is_err())?;
+        if oom {
+            let _ = fm.reload(inode.sb().info(), inode.ino());
+            return Err(ENOMEM);
+        }
         fm.shift(b + n, -(n as i64))?;
         inode.set_size(size - len);
-        persist(inode, &mut fm)?;
+        persist_with(inode, &mut fm, |tx| {
+            for &(p, c) in freed.iter() {
+                tx.free_blocks(p, c.into())?;
+            }
+            Ok(())
+        })?;
     }
+    drop(fm);
     drop(inv);
-    inode.touch_cmtime();
-    inode.mark_dirty();
     Ok(())
 }
 

@@ -56,6 +56,9 @@ MODULE_PARM_DESC(bug_skip_break_layouts, "TEST ONLY, corrupts data: free blocks 
 static bool bug_break_layouts_once;
 module_param(bug_break_layouts_once, bool, 0644);
 MODULE_PARM_DESC(bug_break_layouts_once, "TEST ONLY, corrupts data: stop break-layouts after one busy page (ext4 2018 bug)");
+static bool bug_drop_commit_fence;
+module_param(bug_drop_commit_fence, bool, 0644);
+MODULE_PARM_DESC(bug_drop_commit_fence, "TEST ONLY, breaks crash consistency: no fence between a transaction's log records and its commit header");
 static unsigned int bug_delay_us;
 module_param(bug_delay_us, uint, 0644);
 MODULE_PARM_DESC(bug_delay_us, "TEST ONLY: widen racy windows by this many microseconds");
@@ -63,7 +66,10 @@ MODULE_PARM_DESC(bug_delay_us, "TEST ONLY: widen racy windows by this many micro
 bool rdaxfs_bug_zero_outside_lock(void) { return READ_ONCE(bug_zero_outside_lock); }
 bool rdaxfs_bug_skip_break_layouts(void) { return READ_ONCE(bug_skip_break_layouts); }
 bool rdaxfs_bug_break_layouts_once(void) { return READ_ONCE(bug_break_layouts_once); }
+bool rdaxfs_bug_drop_commit_fence(void) { return READ_ONCE(bug_drop_commit_fence); }
 unsigned int rdaxfs_bug_delay_us(void) { return READ_ONCE(bug_delay_us); }
+
+void rdaxfs_cond_resched(void) { cond_resched(); }
 
 #include <linux/blkdev.h>
 #include <linux/dax.h>

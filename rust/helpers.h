@@ -38,7 +38,11 @@ int rdaxfs_wait_dax_page_idle(struct page *page, struct address_space *mapping);
 bool rdaxfs_bug_zero_outside_lock(void);
 bool rdaxfs_bug_skip_break_layouts(void);
 bool rdaxfs_bug_break_layouts_once(void);
+bool rdaxfs_bug_drop_commit_fence(void);
 unsigned int rdaxfs_bug_delay_us(void);
+
+/* Yield the CPU if a reschedule is due (long loops under no spinlock). */
+void rdaxfs_cond_resched(void);
 
 #endif
 

@@ -1,14 +1,26 @@
-//! Inodes: reading and writing the on-disk inode, the in-memory extent map
-//! (guarded by the allocation lock), eviction and the orphan list.
+//! Inodes: reading the on-disk inode, the in-memory extent map (guarded by
+//! the allocation lock), staging records and extent lists into journal
+//! transactions, eviction and the orphan list.
+//!
+//! Field ownership in transactions: a transaction reads an inode's record
+//! as committed and changes only the fields its operation owns, so
+//! operations on one inode that hold different locks never undo each
+//! other's changes. Extent fields (`extent_count`, `blocks`, `overflow`,
+//! inline extents) and `size` belong to holders of the allocation lock;
+//! `nlink`, `parent` and `next_orphan` to namespace operations (under the
+//! VFS's i_rwsem) and the orphan list; mode, owner and times are copied
+//! from the VFS inode by whoever writes the record.
 
 use crate::format::{
-    self, AllocRequest, Extent, ExtentBlockHeader, BLOCK_SIZE, BLOCK_SIZE_U64,
-    EXTENT_BLOCK_CAPACITY, INLINE_EXTENTS, INODE_SIZE,
+    self, Extent, ExtentBlockHeader, BLOCK_SIZE, BLOCK_SIZE_U64, EXTENT_BLOCK_CAPACITY,
+    INLINE_EXTENTS, INODE_SIZE,
 };
 use crate::glue::fs::SuperBlock;
 use crate::glue::inode::{iget as vfs_iget, Iget, Inode, InodeParams, Times};
+use crate::journal::{transact, Tx};
 use crate::super_block::SbInfo;
 use crate::Rdaxfs;
+use kernel::alloc::KVVec;
 use kernel::new_mutex;
 use kernel::prelude::*;
 use kernel::sync::Mutex;
@@ -17,6 +29,18 @@ use kernel::types::ARef;
 /// An rdaxfs inode as the rest of the module sees it.
 pub(crate) type RInode = Inode<Rdaxfs>;
 type Sb = SuperBlock<Rdaxfs>;
+
+/// Extents freed per transaction when a huge extent list goes away, so a
+/// transaction always fits in the journal (each freed extent logs 32 bytes).
+pub(crate) const FREE_CHUNK: usize = 4096;
+
+/// Past this many existing overflow blocks to rewrite, an extent list
+/// change writes the changed part of the chain to new blocks instead of
+/// logging it.
+const COW_BLOCKS: usize = 32;
+
+/// `FileMap::dirty_from` when the committed extent list is up to date.
+const CLEAN: usize = usize::MAX;
 
 /// Per-inode state.
 #[pin_data]
@@ -37,24 +61,42 @@ impl InodeInfo {
 
 /// An inode's block map and the on-disk fields the VFS inode lacks.
 pub(crate) struct FileMap {
-    /// Extents, sorted by logical block, non-overlapping.
-    pub(crate) ext: KVec<Extent>,
-    /// Overflow extent blocks, in chain order.
+    /// Extents, sorted by logical block, non-overlapping (may be huge:
+    /// vmalloc-backed).
+    pub(crate) ext: KVVec<Extent>,
+    /// Overflow extent blocks, in chain order: block `i` holds extents
+    /// `INLINE_EXTENTS + i * EXTENT_BLOCK_CAPACITY ..` (densely packed).
     pub(crate) overflow: KVec<u64>,
     /// Parent directory (directories only).
     pub(crate) parent: u64,
     /// Symlink target, NUL-terminated (symlinks only; never changes).
     pub(crate) link: KVec<u8>,
+    /// Lowest index of `ext` changed since the list was last committed.
+    dirty_from: usize,
+    /// The inode's record is committed on pmem.
+    pub(crate) on_disk: bool,
 }
 
 impl FileMap {
     fn empty() -> Self {
         Self {
-            ext: KVec::new(),
+            ext: KVVec::new(),
             overflow: KVec::new(),
             parent: 0,
             link: KVec::new(),
+            dirty_from: CLEAN,
+            on_disk: false,
         }
+    }
+
+    fn touch(&mut self, i: usize) {
+        self.dirty_from = self.dirty_from.min(i);
+    }
+
+    /// Index of the first extent that ends after logical block `l`.
+    fn index_after(&self, l: u64) -> usize {
+        self.ext
+            .partition_point(|e| e.logical + u64::from(e.len) <= l)
     }
 
     /// Data blocks mapped.
@@ -64,13 +106,19 @@ impl FileMap {
 
     /// Physical block and run length (blocks) mapping logical block `l`.
     pub(crate) fn lookup(&self, l: u64) -> Option<(u64, u64)> {
-        format::extent_lookup(&self.ext, l).map(|(p, n)| (p, u64::from(n)))
+        let e = self.ext.get(self.index_after(l))?;
+        (e.logical <= l).then(|| {
+            (
+                e.physical + (l - e.logical),
+                u64::from(e.len) - (l - e.logical),
+            )
+        })
     }
 
     /// Number of unmapped blocks from `l` up to the next extent (capped).
     pub(crate) fn hole_len(&self, l: u64, cap: u64) -> u64 {
-        let next = self.ext.iter().map(|e| e.logical).filter(|&s| s > l).min();
-        next.map_or(cap, |s| (s - l).min(cap))
+        let next = self.ext.get(self.index_after(l)).map(|e| e.logical);
+        next.map_or(cap, |s| s.saturating_sub(l).min(cap))
     }
 
     /// Physical block right after the extent that ends just before `l`, a
@@ -85,6 +133,8 @@ impl FileMap {
 
     /// Adds an extent (merging with neighbours).
     pub(crate) fn insert(&mut self, e: Extent) -> Result {
+        let i = self.index_after(e.logical);
+        self.touch(i.saturating_sub(1));
         self.ext.push(Extent::default(), GFP_KERNEL)?;
         let len = self.ext.len() - 1;
         let n = format::extents_insert(&mut self.ext, len, e).map_err(|_| EIO)?;
@@ -100,6 +150,7 @@ impl FileMap {
         else {
             return Ok(());
         };
+        self.touch(i);
         let e = self.ext[i];
         let head = (l - e.logical) as u32;
         self.ext[i].len = head;
@@ -108,7 +159,7 @@ impl FileMap {
             physical: e.physical + u64::from(head),
             len: e.len - head,
         };
-        let mut w = KVec::with_capacity(self.ext.len() + 1, GFP_KERNEL)?;
+        let mut w = KVVec::with_capacity(self.ext.len() + 1, GFP_KERNEL)?;
         w.extend_from_slice(&self.ext[..=i], GFP_KERNEL)?;
         w.push(tail, GFP_KERNEL)?;
         w.extend_from_slice(&self.ext[i + 1..], GFP_KERNEL)?;
@@ -120,6 +171,8 @@ impl FileMap {
     /// blocks (collapse: negative, insert: positive). The caller makes sure
     /// nothing ends up overlapping.
     pub(crate) fn shift(&mut self, from: u64, delta: i64) -> Result {
+        let i = self.ext.partition_point(|e| e.logical < from);
+        self.touch(i);
         for e in self.ext.iter_mut().filter(|e| e.logical >= from) {
             e.logical = e.logical.checked_add_signed(delta).ok_or(EINVAL)?;
         }
@@ -129,6 +182,8 @@ impl FileMap {
     /// Unmaps logical blocks `start..start + count`, calling `freed` for each
     /// physical range that no longer belongs to the file.
     pub(crate) fn remove(&mut self, start: u64, count: u64, freed: impl FnMut(u64, u32)) -> Result {
+        let i = self.index_after(start);
+        self.touch(i);
         // Splitting an extent can add one entry.
         self.ext.push(Extent::default(), GFP_KERNEL)?;
         let len = self.ext.len() - 1;
@@ -136,10 +191,43 @@ impl FileMap {
             .map_err(|_| EIO)?;
         crate::vecs::truncate(&mut self.ext, n)
     }
+
+    /// Logical block where the last `n` extents of those overlapping
+    /// `[from, to)` start (`from` if there are at most `n`).
+    pub(crate) fn tail_start(&self, from: u64, to: u64, n: usize) -> u64 {
+        let lo = self.index_after(from);
+        let hi = self.ext.partition_point(|e| e.logical < to);
+        if hi.saturating_sub(lo) <= n {
+            from
+        } else {
+            self.ext[hi - n].logical.max(from)
+        }
+    }
+
+    /// Logical block where the `n`-th extent overlapping `[from, to)`
+    /// starts (`to` if there are at most `n`): the end of the first chunk.
+    pub(crate) fn chunk_end(&self, from: u64, to: u64, n: usize) -> u64 {
+        let lo = self.index_after(from);
+        let hi = self.ext.partition_point(|e| e.logical < to);
+        if hi.saturating_sub(lo) <= n {
+            to
+        } else {
+            self.ext[lo + n].logical.max(from)
+        }
+    }
+
+    /// Re-reads the committed extent list (after a failed transaction left
+    /// memory ahead of pmem).
+    pub(crate) fn reload(&mut self, info: &SbInfo, ino: u64) -> Result {
+        let d = read_record(info, ino)?;
+        self.ext = KVVec::new();
+        self.overflow = KVec::new();
+        load_extents(info, ino, &d, self)
+    }
 }
 
 /// Byte offset of inode `ino`'s record on the device.
-fn record_offset(info: &SbInfo, ino: u64) -> Result<u64> {
+pub(crate) fn record_offset(info: &SbInfo, ino: u64) -> Result<u64> {
     let (blk, off) = format::inode_location(&info.geo, ino).map_err(|_| EIO)?;
     Ok(blk * BLOCK_SIZE_U64 + off as u64)
 }
@@ -153,14 +241,6 @@ pub(crate) fn read_record(info: &SbInfo, ino: u64) -> Result<format::Inode> {
     Ok(d)
 }
 
-fn write_record(info: &SbInfo, ino: u64, d: &format::Inode) -> Result {
-    let mut buf = [0u8; INODE_SIZE];
-    d.encode(&mut buf, ino).map_err(|_| EIO)?;
-    info.dax.write(record_offset(info, ino)?, &buf)?;
-    info.dax.fence();
-    Ok(())
-}
-
 /// Reads a whole extent list: inline extents plus the overflow chain.
 fn load_extents(info: &SbInfo, ino: u64, d: &format::Inode, fm: &mut FileMap) -> Result {
     for e in d.inline_extents() {
@@ -169,6 +249,7 @@ fn load_extents(info: &SbInfo, ino: u64, d: &format::Inode, fm: &mut FileMap) ->
     let total = d.extent_count as usize;
     let mut next = d.overflow;
     let mut buf = KVec::from_elem(0u8, BLOCK_SIZE, GFP_KERNEL)?;
+    let mut dense = true;
     while next != 0 && fm.ext.len() < total {
         if fm.overflow.len() as u64 > info.geo.block_count || next >= info.geo.block_count {
             return Err(EIO);
@@ -182,11 +263,15 @@ fn load_extents(info: &SbInfo, ino: u64, d: &format::Inode, fm: &mut FileMap) ->
                 GFP_KERNEL,
             )?;
         }
+        dense &= h.count as usize == EXTENT_BLOCK_CAPACITY || fm.ext.len() == total;
         next = h.next;
     }
     if fm.ext.len() != total {
         return Err(EIO);
     }
+    // A chain packed differently (another writer's layout) is rewritten
+    // whole the first time it changes.
+    fm.dirty_from = if dense { CLEAN } else { 0 };
     format::extents_validate(&fm.ext, info.geo.data_start, info.geo.data_end()).map_err(|_| EIO)
 }
 
@@ -212,6 +297,7 @@ pub(crate) fn iget(sb: &Sb, ino: u64) -> Result<ARef<RInode>> {
         let mut fm = new.info().map.lock();
         load_extents(info, ino, &d, &mut fm).map_err(|_| info.corrupt(sb, "extent list", ino))?;
         fm.parent = d.parent;
+        fm.on_disk = true;
         if d.is_symlink() {
             fm.link =
                 read_symlink(info, &fm, d.size).map_err(|_| info.corrupt(sb, "symlink", ino))?;
@@ -245,136 +331,219 @@ fn read_symlink(info: &SbInfo, fm: &FileMap, size: u64) -> Result<KVec<u8>> {
     Ok(t)
 }
 
-/// Builds the on-disk record of `inode` from the VFS inode and `fm`.
-fn record(inode: &RInode, fm: &FileMap) -> format::Inode {
+/// Copies mode, owner and times from the VFS inode into a record.
+pub(crate) fn set_attrs(d: &mut format::Inode, inode: &RInode) {
     let t = inode.times();
     let ts = |i: usize| format::Timespec {
         sec: t.sec[i],
         nsec: t.nsec[i],
     };
+    d.mode = inode.mode();
+    d.uid = inode.uid();
+    d.gid = inode.gid();
+    d.atime = ts(0);
+    d.mtime = ts(1);
+    d.ctime = ts(2);
+}
+
+/// The complete record of a new inode (not yet on pmem).
+pub(crate) fn new_record(inode: &RInode, fm: &FileMap) -> format::Inode {
     let mut d = format::Inode {
-        mode: inode.mode(),
-        uid: inode.uid(),
-        gid: inode.gid(),
-        flags: 0,
         size: inode.size(),
         nlink: inode.nlink(),
         generation: inode.generation(),
-        atime: ts(0),
-        mtime: ts(1),
-        ctime: ts(2),
-        extent_count: fm.ext.len() as u32,
-        blocks: fm.data_blocks() + fm.overflow.len() as u64,
-        next_orphan: 0,
         parent: fm.parent,
-        overflow: fm.overflow.first().copied().unwrap_or(0),
         rdev: inode.rdev(),
-        extents: [Extent::default(); INLINE_EXTENTS],
+        ..format::Inode::default()
     };
-    for (slot, e) in d.extents.iter_mut().zip(fm.ext.iter()) {
-        *slot = *e;
-    }
+    set_attrs(&mut d, inode);
     d
 }
 
-/// Makes the overflow chain hold the extents past the inline ones,
-/// allocating or freeing chain blocks as needed, and writes it.
-fn write_overflow(info: &SbInfo, ino: u64, fm: &mut FileMap) -> Result {
-    let rest = fm.ext.len().saturating_sub(INLINE_EXTENTS);
-    let need = rest.div_ceil(EXTENT_BLOCK_CAPACITY);
-    while fm.overflow.len() < need {
-        let hint = fm.overflow.last().map_or(0, |b| b + 1);
-        let req = AllocRequest {
+/// Stages `fm`'s extent list into record `d` and the overflow chain:
+/// only the chain blocks whose contents change are rewritten (logged), or
+/// past [`COW_BLOCKS`] written to new blocks; blocks the chain no longer
+/// needs are freed. Returns the new chain, which the caller stores in
+/// `fm.overflow` once the transaction has committed.
+pub(crate) fn stage_extents(
+    tx: &mut Tx<'_>,
+    ino: u64,
+    fm: &FileMap,
+    d: &mut format::Inode,
+) -> Result<KVec<u64>> {
+    let n = fm.ext.len();
+    let need = n
+        .saturating_sub(INLINE_EXTENTS)
+        .div_ceil(EXTENT_BLOCK_CAPACITY);
+    let have = fm.overflow.len();
+    let keep = have.min(need);
+    // Blocks from `dirty` on hold changed extents.
+    let dirty = if fm.dirty_from == CLEAN {
+        need
+    } else {
+        fm.dirty_from.saturating_sub(INLINE_EXTENTS) / EXTENT_BLOCK_CAPACITY
+    };
+    let cow = keep.saturating_sub(dirty) > COW_BLOCKS;
+    let mut chain = KVec::with_capacity(need, GFP_KERNEL)?;
+    chain.extend_from_slice(&fm.overflow[..keep], GFP_KERNEL)?;
+    // New blocks: past the old chain's end, or the copied part of it.
+    let fresh_from = if cow { dirty } else { keep };
+    let mut hint = chain.last().map_or(0, |b| b + 1);
+    for i in fresh_from..need {
+        let req = format::AllocRequest {
             want: 1,
             hint,
             large_file: false,
         };
-        let (b, _) = info.blocks.lock().alloc_blocks(&info.dax, req)?;
-        fm.overflow.push(b, GFP_KERNEL)?;
-    }
-    while fm.overflow.len() > need {
-        let b = *fm.overflow.last().ok_or(EIO)?;
-        let n = fm.overflow.len() - 1;
-        crate::vecs::truncate(&mut fm.overflow, n)?;
-        info.blocks.lock().free_range(&info.dax, b, 1)?;
-    }
-    let mut buf = KVec::from_elem(0u8, BLOCK_SIZE, GFP_KERNEL)?;
-    for (i, chunk) in fm
-        .ext
-        .get(INLINE_EXTENTS..)
-        .unwrap_or(&[])
-        .chunks(EXTENT_BLOCK_CAPACITY)
-        .enumerate()
-    {
-        let next = fm.overflow.get(i + 1).copied().unwrap_or(0);
-        buf.fill(0);
-        format::extent_block_encode(&mut buf, next, ino, chunk).map_err(|_| EIO)?;
-        info.dax.write(fm.overflow[i] * BLOCK_SIZE_U64, &buf)?;
-    }
-    info.dax.fence();
-    Ok(())
-}
-
-/// Writes `inode` (VFS fields and `fm`) to pmem. Called with the map lock
-/// held (that is what `fm` proves).
-pub(crate) fn persist(inode: &RInode, fm: &mut FileMap) -> Result {
-    let info = inode.sb().info();
-    write_overflow(info, inode.ino(), fm)?;
-    inode.set_blocks(fm.data_blocks() + fm.overflow.len() as u64);
-    let mut d = record(inode, fm);
-    // The orphan link lives in the superblock state; write under its lock
-    // so that orphan list updates of this record are never lost.
-    let st = info.state.lock();
-    d.next_orphan = st.orphan_next(inode.ino());
-    write_record(info, inode.ino(), &d)
-}
-
-/// `write_inode`: the VFS changed attributes.
-pub(crate) fn write_inode(inode: &RInode) -> Result {
-    let mut fm = inode.info().map.lock();
-    persist(inode, &mut fm)
-}
-
-/// Adds `inode` (link count now 0) to the orphan list, so that its blocks
-/// are reclaimed after a crash if it is still open at that time.
-pub(crate) fn orphan_add(inode: &RInode) -> Result {
-    let info = inode.sb().info();
-    let mut st = info.state.lock();
-    st.orphans.push(inode.ino(), GFP_KERNEL)?;
-    st.write_orphans(info)
-}
-
-/// Removes `ino` from the orphan list (it is being freed).
-pub(crate) fn orphan_remove(info: &SbInfo, ino: u64) -> Result {
-    let mut st = info.state.lock();
-    if let Some(i) = st.orphans.iter().position(|&o| o == ino) {
-        crate::vecs::remove(&mut st.orphans, i)?;
-        st.write_orphans(info)?;
-    }
-    Ok(())
-}
-
-impl crate::super_block::SbState {
-    /// The orphan following `ino` on the list (0: none or not an orphan).
-    pub(crate) fn orphan_next(&self, ino: u64) -> u64 {
-        let i = self.orphans.iter().position(|&o| o == ino);
-        i.and_then(|i| self.orphans.get(i + 1))
-            .copied()
-            .unwrap_or(0)
-    }
-
-    /// Rewrites the on-disk chain: superblock head, then each orphan's link.
-    fn write_orphans(&mut self, info: &SbInfo) -> Result {
-        for (i, &ino) in self.orphans.iter().enumerate() {
-            let next = self.orphans.get(i + 1).copied().unwrap_or(0);
-            let mut d = read_record(info, ino)?;
-            if d.next_orphan != next {
-                d.next_orphan = next;
-                write_record(info, ino, &d)?;
-            }
+        let (b, _) = tx.reserve_blocks(req)?;
+        hint = b + 1;
+        match chain.get_mut(i) {
+            Some(slot) => *slot = b,
+            None => chain.push(b, GFP_KERNEL)?,
         }
-        self.sb.orphan_head = self.orphans.first().copied().unwrap_or(0);
-        crate::super_block::write_sb(info, self)
+    }
+    for &b in fm.overflow.get(fresh_from.min(have)..).unwrap_or(&[]) {
+        tx.free_blocks(b, 1)?;
+    }
+    // Rewrite every block whose extents or `next` pointer change: from
+    // the first dirty one, or the one before the first new block.
+    let mut from = dirty.min(fresh_from.saturating_sub(1));
+    if need < have {
+        from = from.min(need.saturating_sub(1));
+    }
+    let rest = fm.ext.get(INLINE_EXTENTS..).unwrap_or(&[]);
+    let mut buf = KVec::from_elem(0u8, BLOCK_SIZE, GFP_KERNEL)?;
+    for i in from..need {
+        let lo = i * EXTENT_BLOCK_CAPACITY;
+        let chunk = &rest[lo..rest.len().min(lo + EXTENT_BLOCK_CAPACITY)];
+        let next = chain.get(i + 1).copied().unwrap_or(0);
+        if i >= fresh_from {
+            buf.fill(0);
+            format::extent_block_encode(&mut buf, next, ino, chunk).map_err(|_| EIO)?;
+            tx.write_new(chain[i], &buf)?;
+        } else {
+            let b = tx.block(chain[i])?;
+            b.fill(0);
+            format::extent_block_encode(b, next, ino, chunk).map_err(|_| EIO)?;
+        }
+    }
+    d.extent_count = n as u32;
+    d.blocks = fm.data_blocks() + need as u64;
+    d.overflow = chain.first().copied().unwrap_or(0);
+    d.extents = [Extent::default(); INLINE_EXTENTS];
+    for (slot, e) in d.extents.iter_mut().zip(fm.ext.iter()) {
+        *slot = *e;
+    }
+    Ok(chain)
+}
+
+/// Stages a regular file's or directory's record: attributes and size
+/// from the VFS inode, the extent list from `fm`. Returns the new overflow
+/// chain (see [`stage_extents`]).
+pub(crate) fn stage_file(tx: &mut Tx<'_>, inode: &RInode, fm: &FileMap) -> Result<KVec<u64>> {
+    let ino = inode.ino();
+    let mut d = if fm.on_disk {
+        tx.inode(ino)?
+    } else {
+        new_record(inode, fm)
+    };
+    set_attrs(&mut d, inode);
+    d.size = inode.size();
+    let chain = stage_extents(tx, ino, fm, &mut d)?;
+    tx.set_inode(ino, &d)?;
+    Ok(chain)
+}
+
+/// After a transaction that staged `fm` committed: memory matches pmem.
+pub(crate) fn committed(inode: &RInode, fm: &mut FileMap, chain: KVec<u64>) {
+    fm.overflow = chain;
+    fm.dirty_from = CLEAN;
+    fm.on_disk = true;
+    inode.set_blocks(fm.data_blocks() + fm.overflow.len() as u64);
+}
+
+/// Commits `inode`'s size, attributes and extent list as one transaction,
+/// plus whatever `more` stages. Called with the map lock held (that is
+/// what `fm` proves). If the transaction fails, `fm` is re-read from pmem.
+pub(crate) fn persist_with(
+    inode: &RInode,
+    fm: &mut FileMap,
+    more: impl FnOnce(&mut Tx<'_>) -> Result,
+) -> Result {
+    let info = inode.sb().info();
+    match transact(info, |tx| {
+        more(tx)?;
+        stage_file(tx, inode, fm)
+    }) {
+        Ok(chain) => {
+            committed(inode, fm, chain);
+            Ok(())
+        }
+        Err(e) => {
+            if fm.on_disk {
+                let _ = fm.reload(info, inode.ino());
+            }
+            Err(e)
+        }
+    }
+}
+
+/// Commits `inode` (size, attributes, extent list).
+pub(crate) fn persist(inode: &RInode, fm: &mut FileMap) -> Result {
+    persist_with(inode, fm, |_| Ok(()))
+}
+
+/// `write_inode`: the VFS changed attributes (mode, owner, times).
+pub(crate) fn write_inode(inode: &RInode) -> Result {
+    let fm = inode.info().map.lock();
+    if !fm.on_disk {
+        return Ok(());
+    }
+    let info = inode.sb().info();
+    transact(info, |tx| {
+        tx.update_inode(inode.ino(), |d| set_attrs(d, inode))
+    })
+}
+
+/// Unmaps logical blocks `[from, to)` of `inode` and frees them, as one
+/// transaction with whatever `more` stages, or, for a range with very many
+/// extents, as a series of transactions from the end of the range (each
+/// leaving a consistent file: a prefix of the range still mapped), `more`
+/// going with the last. The caller holds the map lock (`fm`).
+pub(crate) fn unmap_range(
+    inode: &RInode,
+    fm: &mut FileMap,
+    from: u64,
+    to: u64,
+    mut more: impl FnMut(&mut Tx<'_>) -> Result,
+) -> Result {
+    let mut end = to;
+    loop {
+        let start = fm.tail_start(from, end, FREE_CHUNK);
+        let mut freed = KVVec::<(u64, u32)>::new();
+        let mut oom = false;
+        fm.remove(start, end - start, |p, n| {
+            oom |= freed.push((p, n), GFP_KERNEL).is_err();
+        })?;
+        if oom {
+            let _ = fm.reload(inode.sb().info(), inode.ino());
+            return Err(ENOMEM);
+        }
+        let last = start == from;
+        persist_with(inode, fm, |tx| {
+            for &(p, n) in freed.iter() {
+                tx.free_blocks(p, n.into())?;
+            }
+            if last {
+                more(tx)?;
+            }
+            Ok(())
+        })?;
+        if last {
+            return Ok(());
+        }
+        end = start;
+        crate::glue::cond_resched();
     }
 }
 
@@ -382,54 +551,43 @@ impl crate::super_block::SbState {
 pub(crate) fn reclaim_orphans(sb: &Sb) -> Result {
     let info = sb.info();
     {
-        let mut st = info.state.lock();
-        let mut ino = st.sb.orphan_head;
+        let mut j = info.journal.lock();
+        let mut chain = KVec::new();
+        let mut ino = j.sb.orphan_head;
         while ino != 0 {
-            if st.orphans.len() as u64 >= info.geo.inode_count || st.orphans.contains(&ino) {
+            // More entries than inodes means a loop.
+            if chain.len() as u64 >= info.geo.inode_count {
                 return Err(info.corrupt(sb, "orphan list", ino));
             }
             let d = read_record(info, ino).map_err(|_| info.corrupt(sb, "orphan inode", ino))?;
-            st.orphans.push(ino, GFP_KERNEL)?;
+            chain.push(ino, GFP_KERNEL)?;
             ino = d.next_orphan;
         }
+        // Memory keeps them oldest first.
+        chain.reverse();
+        j.orphans = chain;
     }
     if sb.read_only() {
         return Ok(());
     }
     loop {
-        let Some(ino) = info.state.lock().orphans.first().copied() else {
+        let Some(ino) = info.journal.lock().orphans.last().copied() else {
             return Ok(());
         };
         pr_info!("{}: reclaiming orphan inode {}\n", sb.id(), ino);
         // The last reference evicts it: link count 0 frees it.
         drop(iget(sb, ino)?);
         // Still listed means eviction could not free it: stop, fsck fixes it.
-        if info.state.lock().orphans.first() == Some(&ino) {
+        if info.journal.lock().orphans.last() == Some(&ino) {
             return Err(info.corrupt(sb, "orphan inode", ino));
         }
     }
 }
 
-/// Frees every block of `fm` (data and overflow).
-pub(crate) fn free_all(info: &SbInfo, fm: &mut FileMap) -> Result {
-    let mut bm = info.blocks.lock();
-    let mut res = Ok(());
-    for e in fm.ext.iter() {
-        if let Err(e) = bm.free_range(&info.dax, e.physical, e.len.into()) {
-            res = Err(e);
-        }
-    }
-    for &b in fm.overflow.iter() {
-        if let Err(e) = bm.free_range(&info.dax, b, 1) {
-            res = Err(e);
-        }
-    }
-    fm.ext = KVec::new();
-    fm.overflow = KVec::new();
-    res
-}
-
-/// `evict_inode`: an inode with no links and no users is freed on disk.
+/// `evict_inode`: an inode with no links and no users is freed on disk:
+/// its blocks (a chunk per transaction for huge files), then, in one last
+/// transaction, its remaining blocks, its place on the orphan list, its
+/// record and its inode number.
 pub(crate) fn evict(inode: &RInode) {
     if inode.is_bad() || inode.nlink() != 0 {
         return;
@@ -437,14 +595,42 @@ pub(crate) fn evict(inode: &RInode) {
     let info = inode.sb().info();
     let ino = inode.ino();
     let mut fm = inode.info().map.lock();
-    if let Err(e) = free_all(info, &mut fm) {
-        pr_err!("freeing the blocks of inode {} failed: {:?}\n", ino, e);
+    if !fm.on_disk {
+        // Never committed (its create failed): its transaction gave back
+        // whatever it had reserved.
+        return;
     }
-    drop(fm);
-    let cleared = write_record(info, ino, &format::Inode::default());
-    let unlisted = orphan_remove(info, ino);
-    let freed = info.inodes.lock().free_range(&info.dax, ino - 1, 1);
-    if cleared.and(unlisted).and(freed).is_err() {
-        pr_err!("freeing inode {} failed; run fsck.rdaxfs -y\n", ino);
+    let res = (|| -> Result {
+        if fm.ext.len() > FREE_CHUNK {
+            // All but the first FREE_CHUNK extents, a chunk at a time.
+            let keep_to = fm.ext[FREE_CHUNK].logical;
+            unmap_range(
+                inode,
+                &mut fm,
+                keep_to,
+                u64::MAX >> format::BLOCK_SHIFT,
+                |_| Ok(()),
+            )?;
+        }
+        transact(info, |tx| {
+            for e in fm.ext.iter() {
+                tx.free_blocks(e.physical, e.len.into())?;
+            }
+            for &b in fm.overflow.iter() {
+                tx.free_blocks(b, 1)?;
+            }
+            tx.orphan_remove(ino)?;
+            tx.clear_inode(ino)?;
+            tx.free_inode(ino)
+        })
+    })();
+    fm.ext = KVVec::new();
+    fm.overflow = KVec::new();
+    if let Err(e) = res {
+        pr_err!(
+            "freeing inode {} failed ({:?}); it stays allocated until fsck.rdaxfs -y\n",
+            ino,
+            e
+        );
     }
 }

@@ -14,7 +14,7 @@ use crate::format::{AllocRequest, Extent, BLOCK_SHIFT, BLOCK_SIZE_U64, HUGE_BLOC
 use crate::glue::bindings::{IOMAP_FAULT, IOMAP_WRITE, IOMAP_ZERO};
 use crate::glue::bugs;
 use crate::glue::iomap::Iomap;
-use crate::inode::{persist, FileMap, RInode};
+use crate::inode::{persist_with, FileMap, RInode};
 use crate::stats;
 use crate::Rdaxfs;
 use kernel::prelude::*;
@@ -73,7 +73,7 @@ pub(crate) fn begin(
 
 /// Allocates up to `want` blocks for logical block `first` (a hole),
 /// zeroes them durably and publishes them in the extent list and on-disk
-/// inode, with the allocation lock held throughout (`fm` is its guard,
+/// inode (one journal transaction), with the allocation lock held throughout (`fm` is its guard,
 /// consumed so that the test-only late zeroing can run after dropping it).
 /// Returns the physical start and the number of blocks mapped.
 pub(crate) fn alloc_zeroed(
@@ -90,12 +90,12 @@ pub(crate) fn alloc_zeroed(
         hint: fm.hint(first),
         large_file: large,
     };
-    let (phys, n) = info.blocks.lock().alloc_blocks(&info.dax, req)?;
+    let (phys, n) = info.blocks.lock().alloc_blocks(req)?;
     info.stats.add(stats::BLOCKS_ALLOCATED, n);
     let zero_late = bugs::zero_outside_lock();
     if !zero_late {
         if let Err(e) = info.dax.zero_blocks(phys, n) {
-            let _ = info.blocks.lock().free_range(&info.dax, phys, n);
+            info.blocks.lock().release(phys, n);
             return Err(e);
         }
         info.stats.add(stats::BYTES_ZEROED, n << BLOCK_SHIFT);
@@ -105,11 +105,13 @@ pub(crate) fn alloc_zeroed(
         physical: phys,
         len: n as u32,
     };
-    if let Err(e) = fm.insert(ext).and_then(|()| persist(inode, &mut fm)) {
-        let _ = fm.remove(first, n, |_, _| {});
-        let _ = info.blocks.lock().free_range(&info.dax, phys, n);
+    if let Err(e) = fm.insert(ext) {
+        info.blocks.lock().release(phys, n);
         return Err(e);
     }
+    // One transaction allocates the blocks and maps them; if it fails it
+    // gives them back and the map is re-read.
+    persist_with(inode, &mut fm, |tx| tx.alloc_blocks(phys, n))?;
     drop(fm);
     if zero_late {
         // TEST ONLY (bug_zero_outside_lock): the 2015 xfs/DAX race. The

@@ -12,10 +12,14 @@
 //!    inode, and is held across allocate, zero and publish in iomap begin,
 //!    so a second fault or write on the same range finds the published,
 //!    zeroed extent. Only one inode's map lock is ever held at a time.
-//! 5. `SbInfo::blocks` (`rdaxfs:balloc`) and `SbInfo::inodes`
-//!    (`rdaxfs:ialloc`): the block and inode bitmaps. Never both at once.
-//! 6. `SbInfo::state` (`rdaxfs:sb_state`): the on-disk superblock (orphan
-//!    list head, counts, clean flag). Innermost.
+//! 5. `SbInfo::journal` (`rdaxfs:journal`): the journal, the committed
+//!    superblock (orphan list head, counts, clean flag) and the in-memory
+//!    orphan list. Held only while one transaction commits (staging,
+//!    logging, applying), never while blocks are zeroed or a directory is
+//!    searched; see `journal.rs`.
+//! 6. `SbInfo::blocks` (`rdaxfs:balloc`) and `SbInfo::inodes`
+//!    (`rdaxfs:ialloc`): the in-memory block and inode bitmaps. Innermost;
+//!    never both at once.
 //!
 //! No rdaxfs lock is held while calling back into the VFS in a way that can
 //! take a lock above it (`mark_inode_dirty` ends in `write_inode`, which

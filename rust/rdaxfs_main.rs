@@ -14,6 +14,7 @@ mod file;
 mod glue;
 mod inode;
 mod iomap;
+mod journal;
 mod layouts;
 #[allow(dead_code)]
 mod lock_order;

@@ -1,10 +1,13 @@
 //! Mount and unmount, the on-disk superblock, statfs.
 
 use crate::alloc::Bitmap;
-use crate::format::{self, Superblock, BLOCK_SIZE, STATE_CLEAN, STATE_DIRTY};
+use crate::format::{
+    self, Superblock, BLOCK_SIZE, BLOCK_SIZE_U64, INCOMPAT_JOURNAL, STATE_CLEAN, STATE_DIRTY,
+};
 use crate::glue::code;
 use crate::glue::dax::DaxDev;
 use crate::glue::fs::{NewSuperBlock, StatFs, SuperBlock};
+use crate::journal::{self, transact, Journal};
 use crate::options::{Errors, Options};
 use crate::stats;
 use crate::{inode, Rdaxfs};
@@ -14,14 +17,6 @@ use kernel::sync::Mutex;
 
 /// Magic number reported by statfs (the on-disk magic).
 pub(crate) const MAGIC: u32 = format::SB_MAGIC;
-
-/// The part of the on-disk superblock that changes while mounted.
-pub(crate) struct SbState {
-    /// The superblock as last written.
-    pub(crate) sb: Superblock,
-    /// Inodes with no links that are still open, in on-disk chain order.
-    pub(crate) orphans: KVec<u64>,
-}
 
 /// Per-mount state.
 #[pin_data]
@@ -36,9 +31,9 @@ pub(crate) struct SbInfo {
     /// Inode bitmap (`rdaxfs:ialloc`).
     #[pin]
     pub(crate) inodes: Mutex<Bitmap>,
-    /// The on-disk superblock (`rdaxfs:sb_state`).
+    /// The journal and the committed superblock (`rdaxfs:journal`).
     #[pin]
-    pub(crate) state: Mutex<SbState>,
+    pub(crate) journal: Mutex<Journal>,
     /// Mount options.
     pub(crate) opts: Options,
     /// Counters (debugfs).
@@ -59,23 +54,7 @@ pub(crate) fn fill_super(
         pr_err!("{}: not a DAX-capable device; rdaxfs needs an fsdax pmem namespace (ndctl create-namespace -m fsdax)\n", id);
         return Err(EINVAL);
     };
-    let mut buf = KVec::from_elem(0u8, BLOCK_SIZE, GFP_KERNEL)?;
-    dax.read(0, &mut buf)?;
-    let sb = match Superblock::decode(&buf) {
-        Ok(sb) => sb,
-        Err(e) => {
-            pr_err!("{}: bad superblock: {}; run fsck.rdaxfs\n", id, e.msg());
-            return Err(EINVAL);
-        }
-    };
-    if let Err(e) = sb.validate(nsb.device_bytes()) {
-        pr_err!(
-            "{}: superblock geometry invalid: {}; run fsck.rdaxfs\n",
-            id,
-            e.msg()
-        );
-        return Err(EINVAL);
-    }
+    let (mut sb, from_backup) = read_superblock(&dax, id, nsb.device_bytes())?;
     match sb.check_features() {
         Err(e) => {
             pr_err!(
@@ -95,9 +74,38 @@ pub(crate) fn fill_super(
         }
         Ok(_) => {}
     }
+    let rw = !nsb.read_only();
+    if sb.incompat & INCOMPAT_JOURNAL != 0 {
+        // Before anything else is read: a committed transaction a crash
+        // left unapplied is part of the filesystem.
+        if let Some((seq, bytes)) = journal::recover(&dax, &sb)? {
+            pr_info!(
+                "{}: journal: replayed transaction {} ({} bytes of log)\n",
+                id,
+                seq,
+                bytes
+            );
+        }
+        if from_backup {
+            sb = restore_primary(&dax, id, sb, rw)?;
+        }
+    } else if rw {
+        // Made before the journal existed: start one. The superblock with
+        // the feature bit is durable before any transaction is logged.
+        journal::init_area(&dax, &sb)?;
+        sb.incompat |= INCOMPAT_JOURNAL;
+        write_sb_direct(&dax, &sb, false)?;
+        pr_info!("{}: journal started in the reserved area\n", id);
+    } else {
+        pr_err!(
+            "{}: no journal yet; mount read-write once to start it\n",
+            id
+        );
+        return Err(EINVAL);
+    }
     if sb.state != STATE_CLEAN {
-        pr_warn!(
-            "{}: was not cleanly unmounted; fsck.rdaxfs -y is recommended\n",
+        pr_info!(
+            "{}: was not cleanly unmounted; recovered from the journal\n",
             id
         );
     }
@@ -123,18 +131,20 @@ pub(crate) fn fill_super(
             geo,
             blocks <- new_mutex!(blocks, "rdaxfs:balloc"),
             inodes <- new_mutex!(inodes, "rdaxfs:ialloc"),
-            state <- new_mutex!(SbState { sb: ondisk, orphans: KVec::new() }, "rdaxfs:sb_state"),
+            journal <- new_mutex!(Journal::new(ondisk)?, "rdaxfs:journal"),
             opts: *opts,
             stats <- stats::new(),
         }),
         GFP_KERNEL,
     )?;
     info.stats.publish(id);
-    if !nsb.read_only() {
-        let mut st = info.state.lock();
-        st.sb.state = STATE_DIRTY;
-        st.sb.mount_count = st.sb.mount_count.wrapping_add(1);
-        write_sb(&info, &mut st)?;
+    if rw {
+        transact(&info, |tx| {
+            let sb = tx.sb();
+            sb.state = STATE_DIRTY;
+            sb.mount_count = sb.mount_count.wrapping_add(1);
+            Ok(())
+        })?;
     }
     pr_info!(
         "{}: mounted ({} blocks, {} free; {} inodes, {} free)\n",
@@ -147,16 +157,83 @@ pub(crate) fn fill_super(
     Ok(info)
 }
 
-/// Writes the superblock (primary, then backup). Free counts are advisory
-/// (fsck recomputes them); [`SbInfo::counts`] refreshes them first.
-pub(crate) fn write_sb(info: &SbInfo, st: &mut SbState) -> Result {
+/// Reads the primary superblock, or the backup in the device's last block
+/// when the primary fails its checksum or checks. Returns it and whether
+/// it is the backup.
+fn read_superblock(dax: &DaxDev, id: &CStr, device_bytes: u64) -> Result<(Superblock, bool)> {
     let mut buf = KVec::from_elem(0u8, format::SB_SIZE, GFP_KERNEL)?;
-    st.sb.encode(&mut buf).map_err(|_| EIO)?;
-    info.dax.write(0, &buf)?;
-    info.dax.fence();
-    info.dax
-        .write(info.geo.backup_block() * BLOCK_SIZE as u64, &buf)?;
-    info.dax.fence();
+    dax.read(0, &mut buf)?;
+    let primary = Superblock::decode(&buf).and_then(|sb| sb.validate(device_bytes).map(|()| sb));
+    let err = match primary {
+        Ok(sb) => return Ok((sb, false)),
+        Err(e) => e,
+    };
+    let last = (device_bytes / BLOCK_SIZE_U64).saturating_sub(1);
+    dax.read(last * BLOCK_SIZE_U64, &mut buf)?;
+    let backup = Superblock::decode(&buf).and_then(|sb| sb.validate(device_bytes).map(|()| sb));
+    match backup {
+        Ok(sb) => {
+            pr_warn!(
+                "{}: primary superblock unusable ({}); using the backup in block {}\n",
+                id,
+                err.msg(),
+                last
+            );
+            Ok((sb, true))
+        }
+        Err(b) => {
+            pr_err!(
+                "{}: bad superblock: {}; backup: {}; run fsck.rdaxfs\n",
+                id,
+                err.msg(),
+                b.msg()
+            );
+            Err(EINVAL)
+        }
+    }
+}
+
+/// After journal replay: if the primary is still unusable, rewrite it from
+/// the backup. The backup's runtime fields may be stale: its orphan list
+/// head cannot be trusted, so orphans are left to fsck.
+fn restore_primary(dax: &DaxDev, id: &CStr, backup: Superblock, rw: bool) -> Result<Superblock> {
+    let mut buf = KVec::from_elem(0u8, format::SB_SIZE, GFP_KERNEL)?;
+    dax.read(0, &mut buf)?;
+    if let Ok(sb) = Superblock::decode(&buf) {
+        if sb.validate(backup.block_count * BLOCK_SIZE_U64).is_ok() {
+            pr_info!("{}: journal replay repaired the primary superblock\n", id);
+            return Ok(sb);
+        }
+    }
+    let mut sb = backup;
+    if sb.orphan_head != 0 {
+        pr_warn!(
+            "{}: the backup's orphan list is not trusted; run fsck.rdaxfs -y to reclaim orphans\n",
+            id
+        );
+        sb.orphan_head = 0;
+    }
+    if rw {
+        sb.state = STATE_DIRTY;
+        write_sb_direct(dax, &sb, false)?;
+        pr_info!("{}: primary superblock rewritten from the backup\n", id);
+    }
+    Ok(sb)
+}
+
+/// Writes the superblock outside a transaction (durably): the primary when
+/// no transaction can be pending (mount, before the journal is in use), or
+/// the backup copy (`backup`), which only mkfs, fsck and unmount write.
+fn write_sb_direct(dax: &DaxDev, sb: &Superblock, backup: bool) -> Result {
+    let mut buf = KVec::from_elem(0u8, format::SB_SIZE, GFP_KERNEL)?;
+    sb.encode(&mut buf).map_err(|_| EIO)?;
+    let at = if backup {
+        sb.backup_block() * BLOCK_SIZE_U64
+    } else {
+        0
+    };
+    dax.write(at, &buf)?;
+    dax.fence();
     Ok(())
 }
 
@@ -188,25 +265,34 @@ impl SbInfo {
     }
 }
 
-/// Unmount: the superblock records the free counts and a clean state.
+/// Unmount: the superblock records the free counts and a clean state,
+/// and the backup copy is refreshed.
 pub(crate) fn put_super(sb: &Sb) {
     let info = sb.info();
     if sb.read_only() {
         return;
     }
     let (b, i) = info.counts();
-    let mut st = info.state.lock();
-    (st.sb.free_blocks, st.sb.free_inodes) = (b, i);
-    st.sb.state = STATE_CLEAN;
-    if let Err(e) = write_sb(info, &mut st) {
+    let res = transact(info, |tx| {
+        let s = tx.sb();
+        (s.free_blocks, s.free_inodes) = (b, i);
+        s.state = STATE_CLEAN;
+        Ok(*s)
+    })
+    .and_then(|s| write_sb_direct(&info.dax, &s, true));
+    if let Err(e) = res {
         pr_err!(
             "{}: writing the superblock at unmount failed: {:?}\n",
             sb.id(),
             e
         );
     }
+    let (commits, logged) = {
+        let j = info.journal.lock();
+        (j.commits, j.logged)
+    };
     pr_info!(
-        "{}: unmounted; blocks allocated {}, bytes zeroed {}, pte faults {}, pmd faults {} ({} fallbacks), layout waits {}\n",
+        "{}: unmounted; blocks allocated {}, bytes zeroed {}, pte faults {}, pmd faults {} ({} fallbacks), layout waits {}, transactions {} ({} bytes logged)\n",
         sb.id(),
         info.stats.get(stats::BLOCKS_ALLOCATED),
         info.stats.get(stats::BYTES_ZEROED),
@@ -214,10 +300,13 @@ pub(crate) fn put_super(sb: &Sb) {
         info.stats.get(stats::PMD_FAULTS),
         info.stats.get(stats::PMD_FALLBACKS),
         info.stats.get(stats::LAYOUT_WAITS),
+        commits,
+        logged,
     );
 }
 
-/// sync(2): all metadata is written through; record the counts.
+/// sync(2): every metadata change is durable when its transaction
+/// returns; record the free counts.
 pub(crate) fn sync_fs(sb: &Sb) -> Result {
     let info = sb.info();
     info.dax.fence();
@@ -225,9 +314,11 @@ pub(crate) fn sync_fs(sb: &Sb) -> Result {
         return Ok(());
     }
     let (b, i) = info.counts();
-    let mut st = info.state.lock();
-    (st.sb.free_blocks, st.sb.free_inodes) = (b, i);
-    write_sb(info, &mut st)
+    transact(info, |tx| {
+        let s = tx.sb();
+        (s.free_blocks, s.free_inodes) = (b, i);
+        Ok(())
+    })
 }
 
 /// statfs(2).
@@ -254,4 +345,5 @@ pub(crate) fn root(sb: &Sb) -> Result<ARef<crate::glue::inode::Inode<Rdaxfs>>> {
     Ok(root)
 }
 
+use kernel::str::CStr;
 use kernel::types::ARef;

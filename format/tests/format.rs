@@ -92,6 +92,8 @@ fn superblock_geometry_is_aligned_and_validated() {
     }
     let mut f = sb;
     f.incompat = INCOMPAT_JOURNAL;
+    assert_eq!(f.check_features(), Ok(false));
+    f.incompat = 1 << 7;
     assert_eq!(f.check_features(), Err(FormatError::UnsupportedFeature));
 }
 

@@ -195,12 +195,6 @@ impl<T: FileSystem> Inode<T> {
         unsafe { (*self.raw()).i_blocks = fs_blocks * 8 };
     }
 
-    /// Marks the inode dirty: the VFS calls `FileSystem::write_inode`.
-    pub(crate) fn mark_dirty(&self) {
-        // SAFETY: a live inode.
-        unsafe { bindings::__mark_inode_dirty(self.raw(), bindings::I_DIRTY_SYNC as i32) };
-    }
-
     /// The address space (page-cache tree) of the inode; for DAX files it
     /// holds DAX entries.
     pub(crate) fn mapping(&self) -> *mut bindings::address_space {

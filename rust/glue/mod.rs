@@ -63,11 +63,23 @@ pub(crate) mod bugs {
         // SAFETY: reads a module parameter.
         unsafe { bindings::rdaxfs_bug_break_layouts_once() }
     }
+    /// Leave out the fence between a transaction's records and its header.
+    pub(crate) fn drop_commit_fence() -> bool {
+        // SAFETY: reads a module parameter.
+        unsafe { bindings::rdaxfs_bug_drop_commit_fence() }
+    }
     /// Sleeps for the configured racy-window delay (0: no delay).
     pub(crate) fn delay() {
         // SAFETY: reads a module parameter and sleeps.
         unsafe { bindings::rdaxfs_delay_us(bindings::rdaxfs_bug_delay_us()) };
     }
+}
+
+/// Yields the CPU if a reschedule is due (long loops, no spinlock held).
+pub(crate) fn cond_resched() {
+    // SAFETY: called from process context with no spinlock held (every
+    // caller is a filesystem operation that may sleep).
+    unsafe { bindings::rdaxfs_cond_resched() };
 }
 
 /// Error codes the kernel crate of 6.12 does not name.

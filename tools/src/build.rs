@@ -57,6 +57,8 @@ impl<D: Dev> Builder<D> {
             block_hint: sb.data_start,
             dir_last_block: HashMap::new(),
         };
+        // An empty journal: no committed transaction to replay.
+        b.fs.write_block(sb.journal_start, &zero_block()[..])?;
         let root_ino = sb.root_ino;
         let mut inode = new_inode(S_IFDIR | (root.perm & 0o7777), root);
         inode.nlink = 2;

@@ -114,6 +114,29 @@ struct Checker<'a, D: Dev> {
 /// Checks (and with `opts.repair`, repairs) the image on `dev`. `Err` is
 /// an operational error (I/O); findings are in the report.
 pub fn check<D: Dev>(dev: &mut D, opts: Options) -> io::Result<Report> {
+    // A committed journal transaction is part of the filesystem's state:
+    // the kernel replays it at mount. Check the state after replay (in a
+    // copy-on-write view with -n, on the device with -y).
+    let Ok(Some(seq)) = crate::recover::pending(dev) else {
+        return check_image(dev, opts);
+    };
+    let mut rep = if opts.repair {
+        crate::recover::recover(dev).map_err(io::Error::other)?;
+        check_image(dev, opts)?
+    } else {
+        let mut view = crate::recover::Overlay::new(dev);
+        crate::recover::recover(&mut view).map_err(io::Error::other)?;
+        check_image(&mut view, opts)?
+    };
+    let how = if opts.repair { "" } else { " (in memory: -n)" };
+    rep.notes.insert(
+        0,
+        format!("journal: replayed committed transaction {seq}{how}"),
+    );
+    Ok(rep)
+}
+
+fn check_image<D: Dev>(dev: &mut D, opts: Options) -> io::Result<Report> {
     let mut rep = Report::default();
     let Some((sb, sb_dirty)) = load_superblock(dev, opts, &mut rep)? else {
         rep.fatal = true;

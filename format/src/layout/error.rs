@@ -56,6 +56,10 @@ pub enum FormatError {
     Exists,
     /// A slot or bit index is past the end of its structure.
     OutOfRange,
+    /// A transaction does not fit in the journal area.
+    JournalFull,
+    /// A committed journal transaction holds a malformed record.
+    BadJournal,
 }
 
 impl FormatError {
@@ -88,6 +92,8 @@ impl FormatError {
             Self::DirFull => "directory block full",
             Self::Exists => "name already exists",
             Self::OutOfRange => "index out of range",
+            Self::JournalFull => "transaction larger than the journal",
+            Self::BadJournal => "malformed journal record",
         }
     }
 }

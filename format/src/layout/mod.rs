@@ -16,6 +16,7 @@ mod dir;
 mod error;
 mod extent;
 mod inode;
+mod journal;
 mod superblock;
 
 // Glob re-exports: a user (the kernel) may not need every part yet.
@@ -31,6 +32,8 @@ pub use self::error::*;
 pub use self::extent::*;
 #[allow(unused_imports)]
 pub use self::inode::*;
+#[allow(unused_imports)]
+pub use self::journal::*;
 #[allow(unused_imports)]
 pub use self::superblock::*;
 

@@ -24,11 +24,11 @@ pub const ROOT_INO: u64 = 1;
 
 /// Compat feature: a journal area is reserved (journal_start/journal_blocks).
 pub const COMPAT_JOURNAL_AREA: u32 = 1 << 0;
-/// Incompat feature: the journal is in use and must be replayed before mount.
-/// Not implemented yet: a superblock carrying it is refused.
+/// Incompat feature: metadata changes go through the journal area, which
+/// must be replayed before the filesystem is read (see `journal.rs`).
 pub const INCOMPAT_JOURNAL: u32 = 1 << 0;
 /// Incompat features this code understands.
-pub const SUPPORTED_INCOMPAT: u32 = 0;
+pub const SUPPORTED_INCOMPAT: u32 = INCOMPAT_JOURNAL;
 /// Read-only-compat features this code understands.
 pub const SUPPORTED_RO_COMPAT: u32 = 0;
 
@@ -246,6 +246,7 @@ impl Superblock {
         let mut sb = Self {
             version: FORMAT_VERSION,
             compat: COMPAT_JOURNAL_AREA,
+            incompat: INCOMPAT_JOURNAL,
             block_count,
             inode_count: inodes,
             journal_start: 1,

@@ -1,0 +1,437 @@
+//! The metadata journal: every metadata change is one transaction, made
+//! all-or-nothing across a power cut by a redo log (format and protocol:
+//! `format/src/layout/journal.rs`, docs/format.md).
+//!
+//! A transaction stages the metadata it changes (inode records, directory
+//! blocks, overflow extent blocks, the superblock) in memory, logs the
+//! 8-byte words that differ plus bitmap bit ranges, commits with a
+//! checksummed header, applies in place and clears the header. One
+//! transaction is in the log at a time; the journal lock is held only for
+//! that commit, never for the work that prepares it (zeroing, directory
+//! searches), so operations on different files run in parallel and only
+//! their commits are ordered. Since every commit applies before the lock
+//! is released, the pmem image read under the lock is always the committed
+//! state: a transaction edits what it reads there.
+//!
+//! Allocation and freeing against the in-memory bitmaps: blocks and inode
+//! numbers are reserved in memory before the transaction and only become
+//! allocated on pmem when it commits (a failed transaction gives them
+//! back); bits a transaction frees stay taken in memory until it has
+//! committed, so nothing can reuse them while the old owner may still be
+//! the committed state.
+
+use crate::format::{
+    self, journal_apply, journal_read, FormatError, JournalTarget, JournalWriter, Superblock,
+    BLOCK_SIZE_U64, INODE_SIZE, SB_SIZE,
+};
+use crate::glue::dax::DaxDev;
+use crate::super_block::SbInfo;
+use kernel::alloc::KVVec;
+use kernel::prelude::*;
+
+/// State the journal lock (`rdaxfs:journal`) protects.
+pub(crate) struct Journal {
+    /// Staging area for one transaction, the journal area's size.
+    buf: KVVec<u8>,
+    /// Sequence number of the last commit.
+    seq: u64,
+    /// The superblock as committed (orphan head, counts, state).
+    pub(crate) sb: Superblock,
+    /// Inodes on the orphan list, oldest first: the last one is the
+    /// on-disk head, and each one's `next_orphan` names the one before it.
+    pub(crate) orphans: KVec<u64>,
+    /// Transactions committed and bytes logged since mount (debugfs).
+    pub(crate) commits: u64,
+    pub(crate) logged: u64,
+}
+
+impl Journal {
+    /// The journal of a filesystem whose committed superblock is `sb`.
+    pub(crate) fn new(sb: Superblock) -> Result<Self> {
+        let bytes = (sb.journal_blocks * BLOCK_SIZE_U64) as usize;
+        Ok(Self {
+            buf: KVVec::from_elem(0u8, bytes, GFP_KERNEL)?,
+            seq: 0,
+            sb,
+            orphans: KVec::new(),
+            commits: 0,
+            logged: 0,
+        })
+    }
+}
+
+/// Device offset of the journal area.
+fn area(info: &SbInfo) -> u64 {
+    info.geo.journal_start * BLOCK_SIZE_U64
+}
+
+/// Which bitmap a bit range belongs to.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Bits {
+    /// The block bitmap (bit = block number).
+    Blocks,
+    /// The inode bitmap (bit = inode number - 1).
+    Inodes,
+}
+
+/// A metadata range staged by a transaction: what pmem holds and what the
+/// transaction wants there.
+struct Staged {
+    off: u64,
+    orig: KVec<u8>,
+    cur: KVec<u8>,
+}
+
+/// How a transaction changes the orphan list.
+#[derive(Clone, Copy)]
+enum OrphanOp {
+    Add(u64),
+    Remove(usize),
+}
+
+/// A transaction being built; see [`transact`].
+pub(crate) struct Tx<'a> {
+    info: &'a SbInfo,
+    w: JournalWriter<'a>,
+    seq: &'a mut u64,
+    sb: &'a mut Superblock,
+    sb_old: Superblock,
+    orphans: &'a mut KVec<u64>,
+    orphan_op: Option<OrphanOp>,
+    staged: KVec<Staged>,
+    freed_blocks: KVec<(u64, u64)>,
+    freed_inodes: KVec<u64>,
+    taken_blocks: KVec<(u64, u64)>,
+    taken_inodes: KVec<u64>,
+    stats: (&'a mut u64, &'a mut u64),
+}
+
+fn fe(_: FormatError) -> Error {
+    EIO
+}
+
+impl Tx<'_> {
+    /// The staged copy of the `len` bytes at device offset `off` (read
+    /// from pmem, the committed state, the first time).
+    pub(crate) fn bytes(&mut self, off: u64, len: usize) -> Result<&mut [u8]> {
+        let i = match self.staged.iter().position(|s| s.off == off) {
+            Some(i) => {
+                if self.staged[i].cur.len() != len {
+                    return Err(EIO);
+                }
+                i
+            }
+            None => {
+                let mut orig = KVec::from_elem(0u8, len, GFP_KERNEL)?;
+                self.info.dax.read(off, &mut orig)?;
+                let mut cur = KVec::with_capacity(len, GFP_KERNEL)?;
+                cur.extend_from_slice(&orig, GFP_KERNEL)?;
+                self.staged.push(Staged { off, orig, cur }, GFP_KERNEL)?;
+                self.staged.len() - 1
+            }
+        };
+        Ok(&mut self.staged[i].cur)
+    }
+
+    /// Block `phys` (staged).
+    pub(crate) fn block(&mut self, phys: u64) -> Result<&mut [u8]> {
+        self.bytes(phys * BLOCK_SIZE_U64, format::BLOCK_SIZE)
+    }
+
+    /// Inode `ino`'s record as this transaction sees it.
+    pub(crate) fn inode(&mut self, ino: u64) -> Result<format::Inode> {
+        let off = crate::inode::record_offset(self.info, ino)?;
+        let buf = self.bytes(off, INODE_SIZE)?;
+        let d = format::Inode::decode(buf, ino).map_err(fe)?;
+        d.check().map_err(fe)?;
+        Ok(d)
+    }
+
+    /// Sets inode `ino`'s record.
+    pub(crate) fn set_inode(&mut self, ino: u64, d: &format::Inode) -> Result {
+        let off = crate::inode::record_offset(self.info, ino)?;
+        let buf = self.bytes(off, INODE_SIZE)?;
+        d.encode(buf, ino).map_err(fe)
+    }
+
+    /// Changes inode `ino`'s record with `f`.
+    pub(crate) fn update_inode(&mut self, ino: u64, f: impl FnOnce(&mut format::Inode)) -> Result {
+        let mut d = self.inode(ino)?;
+        f(&mut d);
+        self.set_inode(ino, &d)
+    }
+
+    /// Clears inode `ino`'s record (a free slot reads as all zero).
+    pub(crate) fn clear_inode(&mut self, ino: u64) -> Result {
+        let off = crate::inode::record_offset(self.info, ino)?;
+        self.bytes(off, INODE_SIZE)?.fill(0);
+        Ok(())
+    }
+
+    /// Writes a block no committed metadata references yet (a new directory
+    /// or overflow block, a symlink target) directly: the commit makes it
+    /// durable before the records that link it.
+    pub(crate) fn write_new(&mut self, phys: u64, data: &[u8]) -> Result {
+        self.info.dax.write(phys * BLOCK_SIZE_U64, data)
+    }
+
+    fn bits(&mut self, which: Bits, set: bool, first: u64, count: u64) -> Result {
+        let start = match which {
+            Bits::Blocks => self.info.geo.block_bitmap_start,
+            Bits::Inodes => self.info.geo.inode_bitmap_start,
+        };
+        self.w
+            .bits(set, start * BLOCK_SIZE_U64, first, count)
+            .map_err(|_| code_efbig())
+    }
+
+    /// Marks blocks the caller reserved in memory as allocated. From here
+    /// on the reservation is the transaction's: if it does not commit, it
+    /// gives the blocks back.
+    pub(crate) fn alloc_blocks(&mut self, first: u64, count: u64) -> Result {
+        self.taken_blocks.push((first, count), GFP_KERNEL)?;
+        self.bits(Bits::Blocks, true, first, count)
+    }
+
+    /// Reserves and allocates blocks by the allocation policy.
+    pub(crate) fn reserve_blocks(&mut self, req: format::AllocRequest) -> Result<(u64, u64)> {
+        let (s, n) = self.info.blocks.lock().alloc_blocks(req)?;
+        self.alloc_blocks(s, n)?;
+        Ok((s, n))
+    }
+
+    /// Frees blocks; memory gives them out again once this has committed.
+    pub(crate) fn free_blocks(&mut self, first: u64, count: u64) -> Result {
+        self.bits(Bits::Blocks, false, first, count)?;
+        self.freed_blocks.push((first, count), GFP_KERNEL)?;
+        Ok(())
+    }
+
+    /// Marks inode number `ino` (reserved in memory) as allocated; like
+    /// [`Tx::alloc_blocks`], an uncommitted transaction gives it back.
+    pub(crate) fn alloc_inode(&mut self, ino: u64) -> Result {
+        self.taken_inodes.push(ino, GFP_KERNEL)?;
+        self.bits(Bits::Inodes, true, ino - 1, 1)
+    }
+
+    /// Frees inode number `ino` (after this commits).
+    pub(crate) fn free_inode(&mut self, ino: u64) -> Result {
+        self.bits(Bits::Inodes, false, ino - 1, 1)?;
+        self.freed_inodes.push(ino, GFP_KERNEL)?;
+        Ok(())
+    }
+
+    /// The superblock as this transaction will commit it.
+    pub(crate) fn sb(&mut self) -> &mut Superblock {
+        self.sb
+    }
+
+    /// Puts `ino` (its record already staged or committed) on the orphan
+    /// list: it becomes the head and points to the old head.
+    pub(crate) fn orphan_add(&mut self, ino: u64) -> Result {
+        if self.orphan_op.is_some() {
+            return Err(EINVAL);
+        }
+        let head = self.sb.orphan_head;
+        self.update_inode(ino, |d| d.next_orphan = head)?;
+        self.sb.orphan_head = ino;
+        self.orphan_op = Some(OrphanOp::Add(ino));
+        Ok(())
+    }
+
+    /// Takes `ino` off the orphan list, if it is on it: its successor (the
+    /// one it points to) takes its place in the record or superblock that
+    /// pointed to it. Only that one pointer changes.
+    pub(crate) fn orphan_remove(&mut self, ino: u64) -> Result {
+        let Some(i) = self.orphans.iter().position(|&o| o == ino) else {
+            return Ok(());
+        };
+        if self.orphan_op.is_some() {
+            return Err(EINVAL);
+        }
+        let next = if i == 0 { 0 } else { self.orphans[i - 1] };
+        match self.orphans.get(i + 1).copied() {
+            None => self.sb.orphan_head = next,
+            Some(newer) => self.update_inode(newer, |d| d.next_orphan = next)?,
+        }
+        self.orphan_op = Some(OrphanOp::Remove(i));
+        Ok(())
+    }
+
+    /// Logs, commits, applies. Nothing has reached pmem's metadata (other
+    /// than [`Tx::write_new`] blocks) before this.
+    fn commit(&mut self) -> Result {
+        let info = self.info;
+        for s in self.staged.iter() {
+            self.w
+                .diff(s.off, &s.orig, &s.cur)
+                .map_err(|_| code_efbig())?;
+        }
+        if *self.sb != self.sb_old {
+            let mut old = [0u8; SB_SIZE];
+            let mut new = [0u8; SB_SIZE];
+            self.sb_old.encode(&mut old).map_err(fe)?;
+            self.sb.encode(&mut new).map_err(fe)?;
+            self.w.diff(0, &old, &new).map_err(|_| code_efbig())?;
+        }
+        if self.w.is_empty() {
+            // Blocks written with write_new are durable all the same.
+            info.dax.fence();
+            return Ok(());
+        }
+        let seq = *self.seq + 1;
+        let len = self.w.finish(seq).map_err(fe)?;
+        let bytes = self.w.as_bytes();
+        let (head, recs) = bytes.split_at(format::JOURNAL_HEADER);
+        // 1. Records (and write_new blocks) durable before the header.
+        info.dax.write(area(info) + head.len() as u64, recs)?;
+        if !crate::glue::bugs::drop_commit_fence() {
+            info.dax.fence();
+        }
+        // 2. The header commits.
+        info.dax.write(area(info), head)?;
+        info.dax.fence();
+        *self.seq = seq;
+        *self.stats.0 += 1;
+        *self.stats.1 += len as u64;
+        // 3. Apply in place. An I/O error here leaves the committed log for
+        // the next mount to replay; nothing more may be written.
+        let tx = journal_read(bytes).map_err(fe)?.ok_or(EIO)?;
+        let mut t = Target(&info.dax);
+        for r in tx.records() {
+            journal_apply(&mut t, &r.map_err(fe)?).map_err(fe)?;
+        }
+        info.dax.fence();
+        // 4. Clear the commit mark.
+        info.dax.write(area(info), &[0u8; 8])?;
+        info.dax.fence();
+        Ok(())
+    }
+
+    /// Publishes the in-memory side of a committed transaction.
+    fn finish(&mut self) -> Result {
+        match self.orphan_op.take() {
+            Some(OrphanOp::Add(ino)) => self.orphans.push(ino, GFP_KERNEL)?,
+            Some(OrphanOp::Remove(i)) => {
+                crate::vecs::remove(self.orphans, i)?;
+            }
+            None => {}
+        }
+        Ok(())
+    }
+}
+
+/// A transaction that does not fit in the journal: the caller splits it.
+fn code_efbig() -> Error {
+    E2BIG
+}
+
+struct Target<'a>(&'a DaxDev);
+
+impl JournalTarget for Target<'_> {
+    fn read(&mut self, off: u64, buf: &mut [u8]) -> core::result::Result<(), FormatError> {
+        self.0.read(off, buf).map_err(|_| FormatError::Truncated)
+    }
+    fn write(&mut self, off: u64, data: &[u8]) -> core::result::Result<(), FormatError> {
+        self.0.write(off, data).map_err(|_| FormatError::Truncated)
+    }
+}
+
+/// Runs `f` as one transaction: everything it stages commits together or
+/// (if it fails, or the power fails before the commit) not at all. `f`
+/// must not take locks above the journal lock (see `lock_order.rs`); it
+/// runs with the journal lock held. The in-memory bitmaps get the bits the
+/// transaction freed once it has committed and the lock is dropped.
+pub(crate) fn transact<R>(info: &SbInfo, f: impl FnOnce(&mut Tx<'_>) -> Result<R>) -> Result<R> {
+    let (r, blocks, inodes) = {
+        let mut g = info.journal.lock();
+        let j = &mut *g;
+        let sb_old = j.sb;
+        let mut tx = Tx {
+            info,
+            w: JournalWriter::new(&mut j.buf),
+            seq: &mut j.seq,
+            sb: &mut j.sb,
+            sb_old,
+            orphans: &mut j.orphans,
+            orphan_op: None,
+            staged: KVec::new(),
+            freed_blocks: KVec::new(),
+            freed_inodes: KVec::new(),
+            taken_blocks: KVec::new(),
+            taken_inodes: KVec::new(),
+            stats: (&mut j.commits, &mut j.logged),
+        };
+        let r = f(&mut tx).and_then(|r| tx.commit().map(|()| r));
+        let r = match r {
+            Ok(r) => r,
+            Err(e) => {
+                *tx.sb = tx.sb_old;
+                release(info, &tx.taken_blocks, &tx.taken_inodes);
+                return Err(e);
+            }
+        };
+        tx.finish()?;
+        (
+            r,
+            core::mem::take(&mut tx.freed_blocks),
+            core::mem::take(&mut tx.freed_inodes),
+        )
+    };
+    release(info, &blocks, &inodes);
+    Ok(r)
+}
+
+/// Gives committed frees (or uncommitted reservations) back to the
+/// in-memory allocators.
+fn release(info: &SbInfo, blocks: &[(u64, u64)], inodes: &[u64]) {
+    if !blocks.is_empty() {
+        let mut bm = info.blocks.lock();
+        for &(s, n) in blocks {
+            bm.release(s, n);
+        }
+    }
+    if !inodes.is_empty() {
+        let mut im = info.inodes.lock();
+        for &i in inodes {
+            im.release(i - 1, 1);
+        }
+    }
+}
+
+/// Mount: replays a committed transaction left by a crash and clears the
+/// journal. Returns the replayed transaction's sequence number and size.
+pub(crate) fn recover(dax: &DaxDev, sb: &Superblock) -> Result<Option<(u64, u32)>> {
+    let bytes = (sb.journal_blocks * BLOCK_SIZE_U64) as usize;
+    let mut area_buf = KVVec::from_elem(0u8, bytes, GFP_KERNEL)?;
+    let at = sb.journal_start * BLOCK_SIZE_U64;
+    dax.read(at, &mut area_buf)?;
+    let tx = match format::journal_replay(sb, &area_buf, &mut Target(dax)) {
+        Ok(tx) => tx,
+        Err(e) => {
+            pr_err!("journal: {}; the filesystem needs fsck.rdaxfs\n", e.msg());
+            return Err(code::euclean());
+        }
+    };
+    let Some(tx) = tx else {
+        return Ok(None);
+    };
+    dax.fence();
+    dax.write(at, &[0u8; 8])?;
+    dax.fence();
+    Ok(Some((tx.seq, tx.len)))
+}
+
+/// Starts a journal on a filesystem made before it had one: an empty
+/// header (the area held nothing meaningful).
+pub(crate) fn init_area(dax: &DaxDev, sb: &Superblock) -> Result {
+    dax.write(
+        sb.journal_start * BLOCK_SIZE_U64,
+        &[0u8; format::JOURNAL_HEADER],
+    )?;
+    dax.fence();
+    Ok(())
+}
+
+use crate::glue::code;
+use kernel::error::code::E2BIG;

@@ -59,6 +59,9 @@ MODULE_PARM_DESC(bug_break_layouts_once, "TEST ONLY, corrupts data: stop break-l
 static bool bug_drop_commit_fence;
 module_param(bug_drop_commit_fence, bool, 0644);
 MODULE_PARM_DESC(bug_drop_commit_fence, "TEST ONLY, breaks crash consistency: no fence between a transaction's log records and its commit header");
+static unsigned int inject_tx_error;
+module_param(inject_tx_error, uint, 0644);
+MODULE_PARM_DESC(inject_tx_error, "TEST ONLY: fail every Nth metadata transaction with EIO before it commits (0: never)");
 static unsigned int bug_delay_us;
 module_param(bug_delay_us, uint, 0644);
 MODULE_PARM_DESC(bug_delay_us, "TEST ONLY: widen racy windows by this many microseconds");
@@ -68,6 +71,7 @@ bool rdaxfs_bug_skip_break_layouts(void) { return READ_ONCE(bug_skip_break_layou
 bool rdaxfs_bug_break_layouts_once(void) { return READ_ONCE(bug_break_layouts_once); }
 bool rdaxfs_bug_drop_commit_fence(void) { return READ_ONCE(bug_drop_commit_fence); }
 unsigned int rdaxfs_bug_delay_us(void) { return READ_ONCE(bug_delay_us); }
+unsigned int rdaxfs_inject_tx_error(void) { return READ_ONCE(inject_tx_error); }
 
 void rdaxfs_cond_resched(void) { cond_resched(); }
 

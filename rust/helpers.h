@@ -40,6 +40,8 @@ bool rdaxfs_bug_skip_break_layouts(void);
 bool rdaxfs_bug_break_layouts_once(void);
 bool rdaxfs_bug_drop_commit_fence(void);
 unsigned int rdaxfs_bug_delay_us(void);
+/* Fault injection: fail every Nth transaction before it commits (0: off). */
+unsigned int rdaxfs_inject_tx_error(void);
 
 /* Yield the CPU if a reschedule is due (long loops under no spinlock). */
 void rdaxfs_cond_resched(void);

@@ -628,7 +628,7 @@ pub(crate) fn evict(inode: &RInode) {
     fm.overflow = KVec::new();
     if let Err(e) = res {
         pr_err!(
-            "freeing inode {} failed ({:?}); it stays allocated until fsck.rdaxfs -y\n",
+            "freeing inode {} failed ({:?}); it stays on the orphan list and is freed at the next mount\n",
             ino,
             e
         );

@@ -40,6 +40,8 @@ pub(crate) struct Journal {
     /// Inodes on the orphan list, oldest first: the last one is the
     /// on-disk head, and each one's `next_orphan` names the one before it.
     pub(crate) orphans: KVec<u64>,
+    /// Transactions attempted since mount (fault injection counts them).
+    attempts: u64,
     /// Transactions committed and bytes logged since mount (debugfs).
     pub(crate) commits: u64,
     pub(crate) logged: u64,
@@ -54,6 +56,7 @@ impl Journal {
             seq: 0,
             sb,
             orphans: KVec::new(),
+            attempts: 0,
             commits: 0,
             logged: 0,
         })
@@ -94,6 +97,7 @@ pub(crate) struct Tx<'a> {
     info: &'a SbInfo,
     w: JournalWriter<'a>,
     seq: &'a mut u64,
+    attempts: &'a mut u64,
     sb: &'a mut Superblock,
     sb_old: Superblock,
     orphans: &'a mut KVec<u64>,
@@ -274,6 +278,13 @@ impl Tx<'_> {
             self.sb.encode(&mut new).map_err(fe)?;
             self.w.diff(0, &old, &new).map_err(|_| code_efbig())?;
         }
+        *self.attempts += 1;
+        let every = u64::from(crate::glue::bugs::inject_tx_error());
+        if every != 0 && *self.attempts % every == 0 {
+            // TEST ONLY (inject_tx_error): fail as an I/O error before the
+            // commit would, to exercise every caller's error path.
+            return Err(EIO);
+        }
         if self.w.is_empty() {
             // Blocks written with write_new are durable all the same.
             info.dax.fence();
@@ -351,6 +362,7 @@ pub(crate) fn transact<R>(info: &SbInfo, f: impl FnOnce(&mut Tx<'_>) -> Result<R
             info,
             w: JournalWriter::new(&mut j.buf),
             seq: &mut j.seq,
+            attempts: &mut j.attempts,
             sb: &mut j.sb,
             sb_old,
             orphans: &mut j.orphans,

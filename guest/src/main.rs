@@ -18,6 +18,8 @@ mod layouts_retry;
 mod mmap_modes;
 mod mount;
 mod namespace;
+mod ns_errors;
+mod ns_threads;
 mod persist;
 mod pmd_punch;
 mod pmd_ratio;
@@ -41,6 +43,8 @@ const TESTS: &[(&str, Test)] = &[
     ("pmem-present", basic::pmem_present),
     ("mount-basic", mount::mount_basic),
     ("namespace", namespace::namespace),
+    ("namespace-threads", ns_threads::namespace_threads),
+    ("namespace-errors", ns_errors::namespace_errors),
     ("data", data::data),
     ("unlinked-open", unlinked::unlinked_open),
     ("zero-race", zero_race::zero_race),

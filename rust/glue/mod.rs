@@ -68,6 +68,11 @@ pub(crate) mod bugs {
         // SAFETY: reads a module parameter.
         unsafe { bindings::rdaxfs_bug_drop_commit_fence() }
     }
+    /// Fault injection: every this many transactions, one fails (0: none).
+    pub(crate) fn inject_tx_error() -> u32 {
+        // SAFETY: reads a module parameter.
+        unsafe { bindings::rdaxfs_inject_tx_error() }
+    }
     /// Sleeps for the configured racy-window delay (0: no delay).
     pub(crate) fn delay() {
         // SAFETY: reads a module parameter and sleeps.

@@ -1,0 +1,244 @@
+//! hardening-misc: link counts from a crafted image (0 reached from a
+//! directory entry, above the maximum) are rejected as corruption; link(2)
+//! stops at the maximum; fallocate drops set-id bits and honours
+//! RLIMIT_FSIZE; after errors=remount-ro forces the mount read-only,
+//! writes, fallocate and write faults fail.
+
+use std::fs;
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::{FileExt, MetadataExt, PermissionsExt};
+
+use rdaxfs_format::{inode_location, Inode, INODE_SIZE};
+
+use crate::ensure;
+use crate::remount::disk_sb;
+use crate::util::*;
+
+/// Largest link count rdaxfs accepts (as ext4's EXT4_LINK_MAX).
+const LINK_MAX: u32 = 65_000;
+
+pub fn hardening_misc() -> TestResult {
+    let _fx = Fixture::new()?;
+    let mut fails = Vec::new();
+    type Step = fn() -> TestResult;
+    let steps: [(&str, Step); 5] = [
+        ("nlink-zero", nlink_zero),
+        ("nlink-huge", nlink_huge),
+        ("link-max", link_max),
+        ("fallocate-privs", fallocate_privs),
+        ("forced-ro", forced_ro),
+    ];
+    for (name, step) in steps {
+        match step() {
+            Ok(()) => println!("hardening-misc: {name}: ok"),
+            Err(e) => {
+                println!("hardening-misc: {name}: FAILED: {e}");
+                fails.push(format!("{name}: {e}"));
+            }
+        }
+        umount_all(MNT);
+    }
+    ensure!(
+        fails.is_empty(),
+        "{} step(s) failed:\n{}",
+        fails.len(),
+        fails.join("\n")
+    );
+    Ok(())
+}
+
+/// Makes a fresh filesystem with file `name` (8 KiB), unmounts it and
+/// returns the file's inode number.
+fn with_file(name: &str) -> Result<u64, String> {
+    fresh_mount()?;
+    let p = format!("{MNT}/{name}");
+    ctx(fs::write(&p, vec![1u8; 8192]), &p)?;
+    let ino = ctx(fs::metadata(&p), &p)?.ino();
+    ctx(umount(MNT), "umount")?;
+    Ok(ino)
+}
+
+/// Rewrites inode `ino`'s on-disk record through `f` (unmounted).
+fn patch_inode(ino: u64, f: impl FnOnce(&mut Inode)) -> TestResult {
+    let sb = disk_sb()?;
+    let (blk, off) = inode_location(&sb, ino).map_err(|e| format!("inode {ino}: {e:?}"))?;
+    let mut b = dev_read_block(PMEM, blk)?;
+    let rec = &mut b[off..off + INODE_SIZE];
+    let mut d = Inode::decode(rec, ino).map_err(|e| format!("inode {ino}: {e:?}"))?;
+    f(&mut d);
+    d.encode(rec, ino)
+        .map_err(|e| format!("inode {ino}: {e:?}"))?;
+    dev_write_block(PMEM, blk, &b)
+}
+
+/// Mounts, stats `name` (must fail with EUCLEAN and a message), unmounts.
+fn expect_corrupt(name: &str, what: &str) -> TestResult {
+    ctx(mount(PMEM, MNT, "rdaxfs", ""), "mount")?;
+    let mark = dmesg_mark("hardening");
+    let r = fs::metadata(format!("{MNT}/{name}"));
+    let lines = dmesg_since(&mark);
+    no_oops(&lines)?;
+    if let Ok(md) = &r {
+        return Err(format!(
+            "{what}: stat succeeded (nlink {}), expected EUCLEAN",
+            md.nlink()
+        ));
+    }
+    expect_errno(r, libc::EUCLEAN, what)?;
+    ensure!(
+        lines.iter().any(|l| l.contains("corrupt")),
+        "{what}: refused without a kernel message:\n{}",
+        lines.join("\n")
+    );
+    ctx(umount(MNT), "umount")?;
+    Ok(())
+}
+
+fn nlink_zero() -> TestResult {
+    let ino = with_file("a")?;
+    patch_inode(ino, |d| d.nlink = 0)?;
+    expect_corrupt("a", "directory entry to an inode with link count 0")
+}
+
+fn nlink_huge() -> TestResult {
+    let ino = with_file("a")?;
+    patch_inode(ino, |d| d.nlink = u32::MAX)?;
+    expect_corrupt("a", "inode with link count 2^32-1")
+}
+
+fn link_max() -> TestResult {
+    let ino = with_file("a")?;
+    patch_inode(ino, |d| d.nlink = LINK_MAX)?;
+    ctx(mount(PMEM, MNT, "rdaxfs", ""), "mount")?;
+    let md = ctx(fs::metadata(format!("{MNT}/a")), "stat a")?;
+    ensure!(
+        md.nlink() == u64::from(LINK_MAX),
+        "nlink {} expected {LINK_MAX}",
+        md.nlink()
+    );
+    expect_errno(
+        fs::hard_link(format!("{MNT}/a"), format!("{MNT}/b")),
+        libc::EMLINK,
+        "link(2) to an inode with the maximum link count",
+    )?;
+    ctx(umount(MNT), "umount")?;
+    Ok(())
+}
+
+fn fallocate_privs() -> TestResult {
+    fresh_mount()?;
+    let p = format!("{MNT}/suid");
+    let f = create_rw(std::path::Path::new(&p))?;
+    ctx(
+        fs::set_permissions(&p, fs::Permissions::from_mode(0o6775)),
+        "chmod 6775",
+    )?;
+    fallocate(f.as_raw_fd(), 0, 0, 4096).map_err(|e| format!("fallocate: {}", errno_name(e)))?;
+    let mode = ctx(f.metadata(), "stat")?.mode();
+    ensure!(
+        mode & 0o6000 == 0,
+        "fallocate left the set-id bits: mode {mode:o} (write(2) would drop them)"
+    );
+    // RLIMIT_FSIZE: growing past it is EFBIG (in a child, SIGXFSZ ignored).
+    let fd = f.as_raw_fd();
+    let st = fork_wait(|| {
+        let lim = libc::rlimit {
+            rlim_cur: 1 << 20,
+            rlim_max: 1 << 20,
+        };
+        // SAFETY: plain syscalls in the child.
+        unsafe {
+            libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+            libc::setrlimit(libc::RLIMIT_FSIZE, &lim);
+        }
+        match fallocate(fd, 0, 0, 2 << 20) {
+            Err(libc::EFBIG) => 0,
+            Ok(()) => 1,
+            Err(_) => 2,
+        }
+    })?;
+    ensure!(
+        libc::WIFEXITED(st) && libc::WEXITSTATUS(st) == 0,
+        "fallocate past RLIMIT_FSIZE: {} (exit 1: it succeeded; 2: wrong errno)",
+        describe_status(st)
+    );
+    ensure!(
+        ctx(f.metadata(), "stat")?.len() <= 1 << 20,
+        "fallocate past RLIMIT_FSIZE grew the file"
+    );
+    drop(f);
+    ctx(umount(MNT), "umount")?;
+    Ok(())
+}
+
+/// errors=remount-ro: once corruption forces the mount read-only, an
+/// already open file can no longer be written, by write(2), fallocate or
+/// a store through a shared mapping (SIGBUS, as at ENOSPC).
+fn forced_ro() -> TestResult {
+    fresh_mount()?;
+    let p = format!("{MNT}/good");
+    let f = create_rw(std::path::Path::new(&p))?;
+    ctx(f.write_all_at(&[2u8; 8192], 0), "write good")?;
+    ctx(f.set_len(4 * 4096), "grow good (blocks 2, 3: holes)")?;
+    drop(f);
+    ctx(fs::write(format!("{MNT}/bad"), b"x"), "create bad")?;
+    let bad = ctx(fs::metadata(format!("{MNT}/bad")), "stat bad")?.ino();
+    ctx(umount(MNT), "umount")?;
+    // A checksum error in bad's record.
+    let sb = disk_sb()?;
+    let (blk, off) = inode_location(&sb, bad).map_err(|e| format!("{e:?}"))?;
+    let mut b = dev_read_block(PMEM, blk)?;
+    b[off + 40] ^= 0xff;
+    dev_write_block(PMEM, blk, &b)?;
+
+    ctx(
+        mount(PMEM, MNT, "rdaxfs", "errors=remount-ro"),
+        "mount errors=remount-ro",
+    )?;
+    let f = ctx(
+        fs::OpenOptions::new().read(true).write(true).open(&p),
+        "open good",
+    )?;
+    let m = ctx(Mapping::shared(f.as_raw_fd(), 4 * 4096), "mmap good")?;
+    m.set(1, 3); // mapped block, writable before the error
+    let mark = dmesg_mark("forced-ro");
+    let r = fs::metadata(format!("{MNT}/bad"));
+    ensure!(r.is_err(), "stat of the corrupt inode succeeded");
+    let lines = dmesg_since(&mark);
+    ensure!(
+        lines.iter().any(|l| l.contains("read-only")),
+        "no forced read-only after corruption with errors=remount-ro:\n{}",
+        lines.join("\n")
+    );
+    let mut fails = Vec::new();
+    match f.write_at(b"late", 100) {
+        Err(e) if e.raw_os_error() == Some(libc::EROFS) => {}
+        r => fails.push(format!(
+            "write(2) after the forced read-only: {r:?}, expected EROFS"
+        )),
+    }
+    match fallocate(f.as_raw_fd(), 0, 0, 8 * 4096) {
+        Err(libc::EROFS) => {}
+        r => fails.push(format!(
+            "fallocate after the forced read-only: {r:?}, expected EROFS"
+        )),
+    }
+    // A store into a hole needs a write fault (pages already mapped
+    // writable before the error keep their mapping, as on ext4).
+    let st = fork_wait(|| {
+        m.set(2 * 4096 + 5, 9);
+        0
+    })?;
+    if !(libc::WIFSIGNALED(st) && libc::WTERMSIG(st) == libc::SIGBUS) {
+        fails.push(format!(
+            "store into a hole after the forced read-only: child {}, expected SIGBUS",
+            describe_status(st)
+        ));
+    }
+    drop(m);
+    drop(f);
+    no_oops(&dmesg_since(&mark))?;
+    ctx(umount(MNT), "umount")?;
+    ensure!(fails.is_empty(), "{}", fails.join("; "));
+    Ok(())
+}

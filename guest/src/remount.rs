@@ -332,6 +332,7 @@ fn options_on_remount() -> TestResult {
     // Still writable after the refusals.
     let f = create_rw(std::path::Path::new(&format!("{MNT}/w")))?;
     ensure!(f.as_raw_fd() >= 0, "open");
+    drop(f);
     ctx(umount(MNT), "umount")?;
     Ok(())
 }

@@ -36,30 +36,50 @@ impl InodeInfo {
 }
 
 /// An inode's block map and the on-disk fields the VFS inode lacks.
+///
+/// The extent list can grow past what one kmalloc can hold (a file with
+/// every other block mapped has one extent per block), so it lives in a
+/// vmalloc-capable vector; lookups are binary searches.
 pub(crate) struct FileMap {
     /// Extents, sorted by logical block, non-overlapping.
-    pub(crate) ext: KVec<Extent>,
+    pub(crate) ext: KVVec<Extent>,
     /// Overflow extent blocks, in chain order.
-    pub(crate) overflow: KVec<u64>,
+    pub(crate) overflow: KVVec<u64>,
     /// Parent directory (directories only).
     pub(crate) parent: u64,
     /// Symlink target, NUL-terminated (symlinks only; never changes).
     pub(crate) link: KVec<u8>,
+    /// Lowest index of `ext` changed since the overflow chain was last
+    /// written (`CLEAN`: none), so that persisting rewrites only the
+    /// overflow blocks from there on.
+    dirty_from: usize,
+    /// Blocks mapped by `ext` (the sum of the extent lengths).
+    mapped: u64,
 }
+
+/// `FileMap::dirty_from` when the overflow chain on pmem matches `ext`.
+const CLEAN: usize = usize::MAX;
 
 impl FileMap {
     fn empty() -> Self {
         Self {
-            ext: KVec::new(),
-            overflow: KVec::new(),
+            ext: KVVec::new(),
+            overflow: KVVec::new(),
             parent: 0,
             link: KVec::new(),
+            dirty_from: CLEAN,
+            mapped: 0,
         }
+    }
+
+    /// Records that `ext[i..]` may have changed.
+    fn touch(&mut self, i: usize) {
+        self.dirty_from = self.dirty_from.min(i);
     }
 
     /// Data blocks mapped.
     pub(crate) fn data_blocks(&self) -> u64 {
-        self.ext.iter().map(|e| u64::from(e.len)).sum()
+        self.mapped
     }
 
     /// Physical block and run length (blocks) mapping logical block `l`.
@@ -69,50 +89,59 @@ impl FileMap {
 
     /// Number of unmapped blocks from `l` up to the next extent (capped).
     pub(crate) fn hole_len(&self, l: u64, cap: u64) -> u64 {
-        let next = self.ext.iter().map(|e| e.logical).filter(|&s| s > l).min();
+        let i = self.ext.partition_point(|e| e.logical <= l);
+        let next = self.ext.get(i).map(|e| e.logical);
         next.map_or(cap, |s| (s - l).min(cap))
     }
 
     /// Physical block right after the extent that ends just before `l`, a
     /// good place to allocate `l` to keep the file contiguous.
     pub(crate) fn hint(&self, l: u64) -> u64 {
-        self.ext
-            .iter()
-            .rev()
-            .find(|e| e.logical < l)
+        let i = self.ext.partition_point(|e| e.logical < l);
+        i.checked_sub(1)
+            .and_then(|i| self.ext.get(i))
             .map_or(0, |e| e.physical + (l - e.logical))
     }
 
     /// Adds an extent (merging with neighbours).
     pub(crate) fn insert(&mut self, e: Extent) -> Result {
+        let at = self.ext.partition_point(|x| x.logical < e.logical);
         self.ext.push(Extent::default(), GFP_KERNEL)?;
         let len = self.ext.len() - 1;
-        let n = format::extents_insert(&mut self.ext, len, e).map_err(|_| EIO)?;
-        crate::vecs::truncate(&mut self.ext, n)
+        let r = format::extents_insert(&mut self.ext, len, e).map_err(|_| EIO);
+        // The spare slot goes in every case (`extents_insert` changes
+        // nothing when it fails).
+        let n = *r.as_ref().unwrap_or(&len);
+        crate::vecs::truncate(&mut self.ext, n)?;
+        r?;
+        // A merge can change the extent before the insertion point.
+        self.touch(at.saturating_sub(1));
+        self.mapped += u64::from(e.len);
+        Ok(())
     }
 
     /// Splits the extent that spans logical block `l` (if any) at `l`.
     pub(crate) fn split_at(&mut self, l: u64) -> Result {
-        let Some(i) = self
-            .ext
-            .iter()
-            .position(|e| e.logical < l && l < e.logical + u64::from(e.len))
-        else {
+        let i = self.ext.partition_point(|e| e.logical < l);
+        let Some(i) = i.checked_sub(1) else {
             return Ok(());
         };
         let e = self.ext[i];
+        if l >= e.logical + u64::from(e.len) {
+            return Ok(());
+        }
         let head = (l - e.logical) as u32;
-        self.ext[i].len = head;
         let tail = Extent {
             logical: l,
             physical: e.physical + u64::from(head),
             len: e.len - head,
         };
-        let mut w = KVec::with_capacity(self.ext.len() + 1, GFP_KERNEL)?;
-        w.extend_from_slice(&self.ext[..=i], GFP_KERNEL)?;
-        w.push(tail, GFP_KERNEL)?;
-        w.extend_from_slice(&self.ext[i + 1..], GFP_KERNEL)?;
-        self.ext = w;
+        self.ext.push(Extent::default(), GFP_KERNEL)?;
+        let len = self.ext.len();
+        self.ext.copy_within(i + 1..len - 1, i + 2);
+        self.ext[i].len = head;
+        self.ext[i + 1] = tail;
+        self.touch(i);
         Ok(())
     }
 
@@ -120,7 +149,9 @@ impl FileMap {
     /// blocks (collapse: negative, insert: positive). The caller makes sure
     /// nothing ends up overlapping.
     pub(crate) fn shift(&mut self, from: u64, delta: i64) -> Result {
-        for e in self.ext.iter_mut().filter(|e| e.logical >= from) {
+        let first = self.ext.partition_point(|e| e.logical < from);
+        self.touch(first);
+        for e in self.ext[first..].iter_mut() {
             e.logical = e.logical.checked_add_signed(delta).ok_or(EINVAL)?;
         }
         Ok(())
@@ -128,13 +159,38 @@ impl FileMap {
 
     /// Unmaps logical blocks `start..start + count`, calling `freed` for each
     /// physical range that no longer belongs to the file.
-    pub(crate) fn remove(&mut self, start: u64, count: u64, freed: impl FnMut(u64, u32)) -> Result {
+    pub(crate) fn remove(
+        &mut self,
+        start: u64,
+        count: u64,
+        mut freed: impl FnMut(u64, u32),
+    ) -> Result {
+        let first = self
+            .ext
+            .partition_point(|e| e.logical + u64::from(e.len) <= start);
         // Splitting an extent can add one entry.
         self.ext.push(Extent::default(), GFP_KERNEL)?;
         let len = self.ext.len() - 1;
-        let n = format::extents_remove_range(&mut self.ext, len, start, count, freed)
-            .map_err(|_| EIO)?;
-        crate::vecs::truncate(&mut self.ext, n)
+        let mut gone = 0u64;
+        let r = format::extents_remove_range(&mut self.ext, len, start, count, |p, n| {
+            gone += u64::from(n);
+            freed(p, n)
+        })
+        .map_err(|_| EIO);
+        let n = *r.as_ref().unwrap_or(&len);
+        crate::vecs::truncate(&mut self.ext, n)?;
+        r?;
+        self.touch(first);
+        self.mapped -= gone;
+        Ok(())
+    }
+
+    /// Forgets every extent and overflow block (they have been freed).
+    fn clear(&mut self) {
+        self.ext = KVVec::new();
+        self.overflow = KVVec::new();
+        self.mapped = 0;
+        self.dirty_from = CLEAN;
     }
 }
 
@@ -187,7 +243,10 @@ fn load_extents(info: &SbInfo, ino: u64, d: &format::Inode, fm: &mut FileMap) ->
     if fm.ext.len() != total {
         return Err(EIO);
     }
-    format::extents_validate(&fm.ext, info.geo.data_start, info.geo.data_end()).map_err(|_| EIO)
+    format::extents_validate(&fm.ext, info.geo.data_start, info.geo.data_end()).map_err(|_| EIO)?;
+    fm.mapped = fm.ext.iter().map(|e| u64::from(e.len)).sum();
+    fm.dirty_from = CLEAN;
+    Ok(())
 }
 
 fn times_of(d: &format::Inode) -> Times {
@@ -278,10 +337,14 @@ fn record(inode: &RInode, fm: &FileMap) -> format::Inode {
 }
 
 /// Makes the overflow chain hold the extents past the inline ones,
-/// allocating or freeing chain blocks as needed, and writes it.
+/// allocating or freeing chain blocks as needed, and writes the blocks
+/// that changed: those holding extents from `fm.dirty_from` on, and the
+/// block whose `next` link changes when the chain grows or shrinks. (An
+/// append rewrites one block, not the whole chain of a 150K-extent file.)
 fn write_overflow(info: &SbInfo, ino: u64, fm: &mut FileMap) -> Result {
     let rest = fm.ext.len().saturating_sub(INLINE_EXTENTS);
     let need = rest.div_ceil(EXTENT_BLOCK_CAPACITY);
+    let had = fm.overflow.len();
     while fm.overflow.len() < need {
         let hint = fm.overflow.last().map_or(0, |b| b + 1);
         let req = AllocRequest {
@@ -298,20 +361,26 @@ fn write_overflow(info: &SbInfo, ino: u64, fm: &mut FileMap) -> Result {
         crate::vecs::truncate(&mut fm.overflow, n)?;
         info.blocks.lock().free_range(&info.dax, b, 1)?;
     }
-    let mut buf = KVec::from_elem(0u8, BLOCK_SIZE, GFP_KERNEL)?;
-    for (i, chunk) in fm
-        .ext
-        .get(INLINE_EXTENTS..)
-        .unwrap_or(&[])
-        .chunks(EXTENT_BLOCK_CAPACITY)
-        .enumerate()
-    {
-        let next = fm.overflow.get(i + 1).copied().unwrap_or(0);
-        buf.fill(0);
-        format::extent_block_encode(&mut buf, next, ino, chunk).map_err(|_| EIO)?;
-        info.dax.write(fm.overflow[i] * BLOCK_SIZE_U64, &buf)?;
+    let mut first = match fm.dirty_from {
+        CLEAN => need,
+        d => d.saturating_sub(INLINE_EXTENTS) / EXTENT_BLOCK_CAPACITY,
+    };
+    if need != had {
+        // The last block of the shorter chain gets a new `next`.
+        first = first.min(need.min(had).saturating_sub(1));
     }
-    info.dax.fence();
+    if first < need {
+        let mut buf = KVec::from_elem(0u8, BLOCK_SIZE, GFP_KERNEL)?;
+        let exts = fm.ext.get(INLINE_EXTENTS..).unwrap_or(&[]);
+        for (i, chunk) in exts.chunks(EXTENT_BLOCK_CAPACITY).enumerate().skip(first) {
+            let next = fm.overflow.get(i + 1).copied().unwrap_or(0);
+            buf.fill(0);
+            format::extent_block_encode(&mut buf, next, ino, chunk).map_err(|_| EIO)?;
+            info.dax.write(fm.overflow[i] * BLOCK_SIZE_U64, &buf)?;
+        }
+        info.dax.fence();
+    }
+    fm.dirty_from = CLEAN;
     Ok(())
 }
 
@@ -424,8 +493,7 @@ pub(crate) fn free_all(info: &SbInfo, fm: &mut FileMap) -> Result {
             res = Err(e);
         }
     }
-    fm.ext = KVec::new();
-    fm.overflow = KVec::new();
+    fm.clear();
     res
 }
 

@@ -29,6 +29,19 @@ pub(crate) unsafe fn dentry_name<'a>(d: *mut bindings::dentry) -> &'a [u8] {
     }
 }
 
+/// Shortens `v` to `n` elements (no-op if it is not longer), in place.
+/// `T: Copy`, so the dropped elements need no destructor.
+pub(crate) fn vec_truncate<T: Copy, A: kernel::alloc::Allocator>(
+    v: &mut kernel::alloc::Vec<T, A>,
+    n: usize,
+) {
+    if n < v.len() {
+        // SAFETY: `n` is below the length, so the first `n` elements are
+        // initialised; the ones cut off are `Copy` and need no drop.
+        unsafe { v.set_len(n) };
+    }
+}
+
 /// The output of show_options.
 pub(crate) struct SeqFile(*mut bindings::seq_file);
 

@@ -62,7 +62,9 @@ fn zero_tail(inode: &RInode, size: u64) -> Result {
 pub(crate) fn fsync(inode: &RInode, start: i64, end: i64) -> Result {
     dax_writeback(inode, start, end)?;
     inode.sb().info().dax.fence();
-    Ok(())
+    // The device may buffer writes past the CPU caches (flush hints,
+    // virtio-pmem): flush it, as ext4_sync_file does with its barrier.
+    inode.sb().flush_device()
 }
 
 /// Before a range of the file loses or moves blocks, flushes CPU caches

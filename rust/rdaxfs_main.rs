@@ -76,11 +76,18 @@ impl FileSystem for Rdaxfs {
     fn sync_fs(sb: &SuperBlock<Self>) -> Result {
         super_block::sync_fs(sb)
     }
+    fn reconfigure(
+        sb: &SuperBlock<Self>,
+        opts: &options::Options,
+        ro_change: Option<bool>,
+    ) -> Result {
+        super_block::reconfigure(sb, opts, ro_change)
+    }
     fn statfs(sb: &SuperBlock<Self>) -> Result<StatFs> {
         super_block::statfs(sb)
     }
     fn show_options(sb: &SuperBlock<Self>, out: &mut SeqFile) {
-        out.puts(options::show(&sb.info().opts));
+        out.puts(options::show(&sb.info().opts.get()));
     }
     fn write_inode(inode: &Inode<Self>) -> Result {
         inode::write_inode(inode)

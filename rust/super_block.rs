@@ -5,7 +5,7 @@ use crate::format::{self, Superblock, BLOCK_SIZE, STATE_CLEAN, STATE_DIRTY};
 use crate::glue::code;
 use crate::glue::dax::DaxDev;
 use crate::glue::fs::{NewSuperBlock, StatFs, SuperBlock};
-use crate::options::{Errors, Options};
+use crate::options::{Errors, LiveOptions, Options};
 use crate::stats;
 use crate::{inode, Rdaxfs};
 use kernel::new_mutex;
@@ -39,8 +39,8 @@ pub(crate) struct SbInfo {
     /// The on-disk superblock (`rdaxfs:sb_state`).
     #[pin]
     pub(crate) state: Mutex<SbState>,
-    /// Mount options.
-    pub(crate) opts: Options,
+    /// Mount options (`errors=` changes on remount).
+    pub(crate) opts: LiveOptions,
     /// Counters (debugfs).
     #[pin]
     pub(crate) stats: stats::Stats,
@@ -124,7 +124,7 @@ pub(crate) fn fill_super(
             blocks <- new_mutex!(blocks, "rdaxfs:balloc"),
             inodes <- new_mutex!(inodes, "rdaxfs:ialloc"),
             state <- new_mutex!(SbState { sb: ondisk, orphans: KVec::new() }, "rdaxfs:sb_state"),
-            opts: *opts,
+            opts: LiveOptions::new(opts),
             stats <- stats::new(),
         }),
         GFP_KERNEL,
@@ -176,7 +176,7 @@ impl SbInfo {
             what,
             ino
         );
-        match self.opts.errors {
+        match self.opts.get().errors {
             Errors::Continue => {}
             Errors::RemountRo => {
                 pr_err!("{}: remounting read-only\n", sb.id());
@@ -205,6 +205,10 @@ pub(crate) fn put_super(sb: &Sb) {
             e
         );
     }
+    drop(st);
+    if let Err(e) = sb.flush_device() {
+        pr_err!("{}: device flush at unmount failed: {:?}\n", sb.id(), e);
+    }
     pr_info!(
         "{}: unmounted; blocks allocated {}, bytes zeroed {}, pte faults {}, pmd faults {} ({} fallbacks), layout waits {}\n",
         sb.id(),
@@ -217,17 +221,82 @@ pub(crate) fn put_super(sb: &Sb) {
     );
 }
 
-/// sync(2): all metadata is written through; record the counts.
+/// sync(2): all metadata is written through; record the counts, then
+/// flush the device (what ext4_sync_fs does with its barrier).
 pub(crate) fn sync_fs(sb: &Sb) -> Result {
     let info = sb.info();
     info.dax.fence();
-    if sb.read_only() {
-        return Ok(());
+    if !sb.read_only() {
+        let (b, i) = info.counts();
+        let mut st = info.state.lock();
+        (st.sb.free_blocks, st.sb.free_inodes) = (b, i);
+        write_sb(info, &mut st)?;
     }
+    sb.flush_device()
+}
+
+/// Writes the superblock with the current free counts and `state`.
+fn write_state(info: &SbInfo, state: u32, count_mount: bool) -> Result {
     let (b, i) = info.counts();
     let mut st = info.state.lock();
     (st.sb.free_blocks, st.sb.free_inodes) = (b, i);
+    st.sb.state = state;
+    if count_mount {
+        st.sb.mount_count = st.sb.mount_count.wrapping_add(1);
+    }
     write_sb(info, &mut st)
+}
+
+/// `mount -o remount`: the checks and state changes of mount (ro -> rw)
+/// and unmount (rw -> ro), and the new `errors=`. The VFS has checked that
+/// no file is open for writing (rw -> ro) and synced the filesystem.
+pub(crate) fn reconfigure(sb: &Sb, opts: &Options, ro_change: Option<bool>) -> Result {
+    let info = sb.info();
+    match ro_change {
+        Some(false) => {
+            if !matches!(info.geo.check_features(), Ok(false)) {
+                pr_err!(
+                    "{}: unknown read-only-compatible features (ro_compat {:#x}); cannot remount read-write\n",
+                    sb.id(),
+                    info.geo.ro_compat
+                );
+                return Err(EROFS);
+            }
+            if info.state.lock().sb.state != STATE_CLEAN {
+                pr_warn!(
+                    "{}: remounting read-write a filesystem that was not cleanly unmounted; fsck.rdaxfs -y is recommended\n",
+                    sb.id()
+                );
+            }
+            write_state(info, STATE_DIRTY, true)?;
+            sb.flush_device()?;
+            reclaim_listed_orphans(sb)?;
+        }
+        Some(true) => {
+            write_state(info, STATE_CLEAN, false)?;
+            sb.flush_device()?;
+        }
+        None => {}
+    }
+    info.opts.update(opts);
+    Ok(())
+}
+
+/// Frees the orphans a read-only mount found on the list (and kept: a
+/// read-only mount frees nothing), now that the mount becomes writable.
+fn reclaim_listed_orphans(sb: &Sb) -> Result {
+    let info = sb.info();
+    loop {
+        let Some(ino) = info.state.lock().orphans.first().copied() else {
+            return Ok(());
+        };
+        pr_info!("{}: reclaiming orphan inode {}\n", sb.id(), ino);
+        // The last reference evicts it: link count 0 frees it.
+        drop(inode::iget(sb, ino)?);
+        if info.state.lock().orphans.first() == Some(&ino) {
+            return Err(info.corrupt(sb, "orphan inode", ino));
+        }
+    }
 }
 
 /// statfs(2).

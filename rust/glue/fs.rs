@@ -61,6 +61,11 @@ pub(crate) trait FileSystem: Sized + Send + Sync + 'static {
     fn put_super(sb: &SuperBlock<Self>);
     /// `sync(2)`, `syncfs(2)`: make everything durable.
     fn sync_fs(sb: &SuperBlock<Self>) -> Result;
+    /// `mount -o remount`: apply `opts` (only the options given) and, for
+    /// `ro_change` `Some(true)` (rw -> ro, already synced) or `Some(false)`
+    /// (ro -> rw), the state change. The superblock's read-only flag still
+    /// has its old value; an error leaves the mount as it was.
+    fn reconfigure(sb: &SuperBlock<Self>, opts: &Self::Options, ro_change: Option<bool>) -> Result;
     /// `statfs(2)`.
     fn statfs(sb: &SuperBlock<Self>) -> Result<StatFs>;
     /// Mount options for /proc/mounts, each starting with a comma.
@@ -246,6 +251,14 @@ impl<T: FileSystem> SuperBlock<T> {
         unsafe { CStr::from_char_ptr((*self.raw()).s_id.as_ptr()) }
     }
 
+    /// Flushes the device's volatile write path (a REQ_PREFLUSH bio: for
+    /// pmem, `nvdimm_flush`, i.e. the flush hints or virtio-pmem's host
+    /// flush), as ext4 does at fsync, syncfs and unmount. Sleeps.
+    pub(crate) fn flush_device(&self) -> Result {
+        // SAFETY: `s_bdev` is open for the lifetime of a block superblock.
+        to_result(unsafe { bindings::blkdev_issue_flush((*self.raw()).s_bdev) })
+    }
+
     /// Makes the mount read-only after an error (errors=remount-ro).
     pub(crate) fn force_read_only(&self) {
         // SAFETY: setting SB_RDONLY is how filesystems (ext2_error) do it.
@@ -297,6 +310,7 @@ impl<T: FileSystem> Ctx<T> {
         get_tree: Some(get_tree::<T>),
         parse_param: Some(parse_param::<T>),
         free: Some(free_fc::<T>),
+        reconfigure: Some(reconfigure::<T>),
         // SAFETY: an all-zero `fs_context_operations` is valid (no callbacks).
         ..unsafe { core::mem::zeroed() }
     };
@@ -351,6 +365,34 @@ unsafe extern "C" fn parse_param<T: FileSystem>(
 unsafe extern "C" fn get_tree<T: FileSystem>(fc: *mut bindings::fs_context) -> ffi::c_int {
     // SAFETY: `fc` is valid per this function's contract.
     unsafe { bindings::get_tree_bdev(fc, Some(fill_super::<T>)) }
+}
+
+/// # Safety
+/// Called by `reconfigure_super` with a context of type `T` for a live
+/// superblock (`fc->root`), `s_umount` held exclusive.
+unsafe extern "C" fn reconfigure<T: FileSystem>(fc: *mut bindings::fs_context) -> ffi::c_int {
+    from_result(|| {
+        // SAFETY: per this function's contract `fc` and its root are live.
+        let (sb, flags, mask) =
+            unsafe { ((*(*fc).root).d_sb, (*fc).sb_flags, (*fc).sb_flags_mask) };
+        // SAFETY: `sb` is a mounted superblock of type `T`.
+        let sbr = unsafe { SuperBlock::<T>::from_raw(sb) };
+        let rdonly = bindings::SB_RDONLY as ffi::c_uint;
+        let ro_change = match (mask & rdonly != 0, flags & rdonly != 0) {
+            (true, want) if want != sbr.read_only() => Some(want),
+            _ => None,
+        };
+        if ro_change == Some(true) {
+            // SAFETY: `s_umount` is held, as sync_filesystem requires; it
+            // writes back dirty DAX mappings (CPU cache flush) and calls
+            // sync_fs.
+            to_result(unsafe { bindings::sync_filesystem(sb) })?;
+        }
+        // SAFETY: `fc` is a context of type `T`.
+        let opts = unsafe { fc_options::<T>(fc) };
+        T::reconfigure(sbr, opts, ro_change)?;
+        Ok(0)
+    })
 }
 
 /// # Safety

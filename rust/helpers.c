@@ -146,3 +146,5 @@ bool rdaxfs_mmap_supported(struct vm_area_struct *vma, struct dax_device *dax_de
 {
 	return daxdev_mapping_supported(vma, dax_dev);
 }
+
+void rdaxfs_cond_resched(void) { cond_resched(); }

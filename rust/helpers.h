@@ -30,7 +30,7 @@ void rdaxfs_sb_end_write(struct super_block *sb);
 /*
  * Wait until @page's refcount is back to 1 (no DMA pin), dropping and
  * retaking @mapping's invalidate lock around the sleep. Returns 0 when the
- * page is idle, -EINTR on a fatal signal.
+ * page is idle, -ERESTARTSYS on a signal.
  */
 int rdaxfs_wait_dax_page_idle(struct page *page, struct address_space *mapping);
 
@@ -83,3 +83,4 @@ void rdaxfs_debugfs_exit(void);
 struct dentry *rdaxfs_debugfs_add(const char *dev, u64 *vals, const char *const *names, unsigned int n);
 void rdaxfs_debugfs_remove(struct dentry *dir);
 bool rdaxfs_mmap_supported(struct vm_area_struct *vma, struct dax_device *dax_dev);
+void rdaxfs_cond_resched(void);

@@ -14,6 +14,10 @@ use kernel::prelude::*;
 use kernel::sync::Mutex;
 use kernel::types::ARef;
 
+/// Largest link count (as ext4's `EXT4_LINK_MAX`): link(2) and mkdir stop
+/// there (`s_max_links`), and a larger count on pmem is corruption.
+pub(crate) const LINK_MAX: u32 = 65_000;
+
 /// An rdaxfs inode as the rest of the module sees it.
 pub(crate) type RInode = Inode<Rdaxfs>;
 type Sb = SuperBlock<Rdaxfs>;
@@ -267,6 +271,15 @@ pub(crate) fn iget(sb: &Sb, ino: u64) -> Result<ARef<RInode>> {
         Iget::New(n) => n,
     };
     let d = read_record(info, ino).map_err(|_| info.corrupt(sb, "inode", ino))?;
+    if d.nlink > LINK_MAX {
+        return Err(info.corrupt(sb, "inode (link count above the maximum)", ino));
+    }
+    // A link count of 0 is an inode being freed: only an orphan (open
+    // when it lost its last name, reclaimed after a crash) is read in that
+    // state; one reached through a directory entry is corruption.
+    if d.nlink == 0 && !info.state.lock().orphans.contains(&ino) {
+        return Err(info.corrupt(sb, "inode (link count 0 but still named)", ino));
+    }
     {
         let mut fm = new.info().map.lock();
         load_extents(info, ino, &d, &mut fm).map_err(|_| info.corrupt(sb, "extent list", ino))?;

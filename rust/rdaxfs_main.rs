@@ -142,8 +142,13 @@ impl FileSystem for Rdaxfs {
     fn fsync(inode: &Inode<Self>, start: i64, end: i64, _datasync: bool) -> Result {
         file::fsync(inode, start, end)
     }
-    fn fallocate(inode: &Inode<Self>, mode: i32, offset: i64, len: i64) -> Result {
-        file::fallocate(inode, mode, offset, len)
+    fn fallocate(
+        file: &glue::file::OpenFile<'_, Self>,
+        mode: i32,
+        offset: i64,
+        len: i64,
+    ) -> Result {
+        file::fallocate(file, mode, offset, len)
     }
     fn fault(vmf: &VmFault<'_, Self>, order: u32) -> u32 {
         file::fault(vmf, order)

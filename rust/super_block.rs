@@ -59,6 +59,7 @@ pub(crate) fn fill_super(
         pr_err!("{}: not a DAX-capable device; rdaxfs needs an fsdax pmem namespace (ndctl create-namespace -m fsdax)\n", id);
         return Err(EINVAL);
     };
+    nsb.set_max_links(inode::LINK_MAX);
     let mut buf = KVec::from_elem(0u8, BLOCK_SIZE, GFP_KERNEL)?;
     dax.read(0, &mut buf)?;
     let sb = match Superblock::decode(&buf) {

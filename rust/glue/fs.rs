@@ -120,7 +120,12 @@ pub(crate) trait FileSystem: Sized + Send + Sync + 'static {
     /// fsync(2) for `[start, end]`.
     fn fsync(inode: &Inode<Self>, start: i64, end: i64, datasync: bool) -> Result;
     /// fallocate(2).
-    fn fallocate(inode: &Inode<Self>, mode: i32, offset: i64, len: i64) -> Result;
+    fn fallocate(
+        file: &super::file::OpenFile<'_, Self>,
+        mode: i32,
+        offset: i64,
+        len: i64,
+    ) -> Result;
     /// A page fault of `order` (0 for PTE, PMD_ORDER for PMD) on a mapping.
     fn fault(vmf: &VmFault<'_, Self>, order: u32) -> u32;
     /// The iomap begin callback: map `[pos, pos + len)`.
@@ -206,6 +211,13 @@ impl<T: FileSystem> NewSuperBlock<'_, T> {
     pub(crate) fn read_only(&self) -> bool {
         // SAFETY: `s_flags` is readable; fill_super runs single-threaded.
         unsafe { (*self.sb).s_flags & bindings::SB_RDONLY != 0 }
+    }
+
+    /// Sets the largest link count the VFS lets link(2) and mkdir reach
+    /// (`EMLINK` beyond it).
+    pub(crate) fn set_max_links(&self, n: u32) {
+        // SAFETY: the superblock is exclusively ours during fill_super.
+        unsafe { (*self.sb).s_max_links = n };
     }
 
     /// The DAX device behind the block device, or `None` if it has none.

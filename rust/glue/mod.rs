@@ -42,6 +42,13 @@ pub(crate) fn vec_truncate<T: Copy, A: kernel::alloc::Allocator>(
     }
 }
 
+/// Yields the CPU if a reschedule is due (`cond_resched`). Only where
+/// sleeping is allowed.
+pub(crate) fn cond_resched() {
+    // SAFETY: the callers may sleep (no spinlock held, not atomic).
+    unsafe { bindings::rdaxfs_cond_resched() };
+}
+
 /// The output of show_options.
 pub(crate) struct SeqFile(*mut bindings::seq_file);
 

@@ -2,7 +2,8 @@
 //! directory entry, above the maximum) are rejected as corruption; link(2)
 //! stops at the maximum; fallocate drops set-id bits and honours
 //! RLIMIT_FSIZE; after errors=remount-ro forces the mount read-only,
-//! writes, fallocate and write faults fail.
+//! writes, fallocate and write faults fail; a signal during break-layouts'
+//! wait restarts the truncate (ERESTARTSYS) instead of failing it (EINTR).
 
 use std::fs;
 use std::os::fd::AsRawFd;
@@ -21,12 +22,13 @@ pub fn hardening_misc() -> TestResult {
     let _fx = Fixture::new()?;
     let mut fails = Vec::new();
     type Step = fn() -> TestResult;
-    let steps: [(&str, Step); 5] = [
+    let steps: [(&str, Step); 6] = [
         ("nlink-zero", nlink_zero),
         ("nlink-huge", nlink_huge),
         ("link-max", link_max),
         ("fallocate-privs", fallocate_privs),
         ("forced-ro", forced_ro),
+        ("layouts-signal", layouts_signal),
     ];
     for (name, step) in steps {
         match step() {
@@ -272,5 +274,93 @@ fn forced_ro() -> TestResult {
     no_oops(&dmesg_since(&mark))?;
     ctx(umount(MNT), "umount")?;
     ensure!(fails.is_empty(), "{}", fails.join("; "));
+    Ok(())
+}
+
+extern "C" fn on_usr1(_: libc::c_int) {}
+
+/// Truncates a file while O_DIRECT reads from the slow null_blk device
+/// keep its pages pinned (break-layouts waits), with SIGUSR1 (handler
+/// installed with SA_RESTART) hitting the truncating thread all along.
+/// The wait must end with ERESTARTSYS, which the kernel turns into a
+/// transparent restart: ftruncate never returns EINTR.
+fn layouts_signal() -> TestResult {
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    use std::time::{Duration, Instant};
+    const BLOCKS: usize = 16;
+    fresh_mount()?;
+    let nullb = nullb_open()?;
+    let p = format!("{MNT}/dma");
+    let f = create_rw(std::path::Path::new(&p))?;
+    ctx(f.write_all_at(&vec![1u8; BLOCKS * 4096], 0), "write")?;
+    let fd = f.as_raw_fd();
+    let map = ctx(Mapping::shared(fd, BLOCKS * 4096), "mmap")?;
+    // SAFETY: installs a handler that does nothing, for this process.
+    unsafe {
+        let mut sa: libc::sigaction = std::mem::zeroed();
+        sa.sa_sigaction = on_usr1 as *const () as usize;
+        sa.sa_flags = libc::SA_RESTART;
+        libc::sigemptyset(&mut sa.sa_mask);
+        libc::sigaction(libc::SIGUSR1, &sa, std::ptr::null_mut());
+    }
+    let before = Counters::debugfs("pmem0").map_or(0, |c| c.layout_waits);
+    let stop = AtomicBool::new(false);
+    let tid = AtomicU64::new(0);
+    let (eintr, other, truncs) = (AtomicU64::new(0), AtomicU64::new(0), AtomicU64::new(0));
+    let nfd = nullb.as_raw_fd();
+    let base = map.ptr as usize;
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            while !stop.load(Ordering::Relaxed) {
+                // 200 ms with pages 0..3 pinned (EFAULT when they are gone).
+                let _ = nullb_pread(nfd, base as *mut u8, 4 * 4096, 0);
+            }
+        });
+        s.spawn(|| {
+            // SAFETY: pthread_self has no preconditions.
+            tid.store(unsafe { libc::pthread_self() } as u64, Ordering::Relaxed);
+            while !stop.load(Ordering::Relaxed) {
+                std::thread::sleep(Duration::from_millis(30));
+                match ftruncate(fd, 0) {
+                    Ok(()) => {
+                        truncs.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Err(libc::EINTR) => {
+                        eintr.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Err(_) => {
+                        other.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+                let _ = ftruncate(fd, (BLOCKS * 4096) as u64);
+            }
+        });
+        let t0 = Instant::now();
+        while t0.elapsed() < Duration::from_secs(3) {
+            let t = tid.load(Ordering::Relaxed);
+            if t != 0 {
+                // SAFETY: the thread runs until `stop`, set only below.
+                unsafe { libc::pthread_kill(t as libc::pthread_t, libc::SIGUSR1) };
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        stop.store(true, Ordering::Relaxed);
+    });
+    let waits = Counters::debugfs("pmem0").map_or(0, |c| c.layout_waits) - before;
+    let (eintr, other, truncs) = (eintr.into_inner(), other.into_inner(), truncs.into_inner());
+    println!(
+        "hardening-misc: layouts-signal: {truncs} truncates, {eintr} EINTR, {other} other errors, {waits} layout waits"
+    );
+    drop(map);
+    drop(f);
+    ctx(umount(MNT), "umount")?;
+    ensure!(
+        waits > 0,
+        "no break-layouts wait happened: the test proves nothing"
+    );
+    ensure!(
+        eintr == 0 && other == 0,
+        "ftruncate failed {eintr} times with EINTR and {other} times otherwise while break-layouts waited (a SA_RESTART signal must restart it)"
+    );
     Ok(())
 }

@@ -17,10 +17,11 @@ pub fn remount() -> TestResult {
     let _fx = Fixture::new()?;
     let mut fails = Vec::new();
     type Step = fn() -> TestResult;
-    let steps: [(&str, Step); 4] = [
+    let steps: [(&str, Step); 5] = [
         ("state", state_on_remount),
         ("ro-compat", ro_compat_refused),
         ("orphans", orphans_reclaimed),
+        ("open-orphan", open_orphan_kept),
         ("options", options_on_remount),
     ];
     for (name, step) in steps {
@@ -278,6 +279,62 @@ fn orphans_reclaimed() -> TestResult {
     );
     ctx(umount(MNT), "umount")?;
     fsck_clean(PMEM)
+}
+
+/// An unlinked file still open when errors=remount-ro forces the mount
+/// read-only, then `remount,rw`: that orphan is in use, not a crash
+/// leftover; remount,rw must leave it alone (its last close frees it).
+/// (A plain remount,ro is refused while such files exist.)
+fn open_orphan_kept() -> TestResult {
+    fresh_mount()?;
+    ctx(fs::write(format!("{MNT}/bad"), b"x"), "create bad")?;
+    let bad = ctx(fs::metadata(format!("{MNT}/bad")), "stat bad")?.ino();
+    ctx(umount(MNT), "umount")?;
+    // A checksum error in bad's record, to force the read-only mount.
+    let sb = disk_sb()?;
+    let (blk, off) =
+        rdaxfs_format::inode_location(&sb, bad).map_err(|e| format!("inode {bad}: {e:?}"))?;
+    let mut b = dev_read_block(PMEM, blk)?;
+    b[off + 40] ^= 0xff;
+    dev_write_block(PMEM, blk, &b)?;
+    ctx(
+        mount(PMEM, MNT, "rdaxfs", "errors=remount-ro"),
+        "mount errors=remount-ro",
+    )?;
+    let p = format!("{MNT}/open-orphan");
+    ctx(fs::write(&p, vec![0x6bu8; 1 << 20]), "write the file")?;
+    let f = ctx(fs::File::open(&p), "open read-only")?;
+    ctx(fs::remove_file(&p), "unlink the open file")?;
+    let with_file = statfs(MNT)?.f_bfree;
+    ensure!(
+        fs::metadata(format!("{MNT}/bad")).is_err(),
+        "stat of the corrupt inode succeeded"
+    );
+    ensure!(
+        fs::write(format!("{MNT}/x"), b"x").is_err(),
+        "still writable after the corruption with errors=remount-ro"
+    );
+    let mark = dmesg_mark("remount-open-orphan");
+    let r = remount_with(false, "");
+    no_oops(&dmesg_since(&mark))?;
+    ctx(r, "mount -o remount,rw with an open unlinked file")?;
+    let mut b = vec![0u8; 4096];
+    ctx(
+        std::os::unix::fs::FileExt::read_exact_at(&f, &mut b, 4096),
+        "read the open unlinked file",
+    )?;
+    ensure!(
+        b.iter().all(|&x| x == 0x6b),
+        "open unlinked file lost its data"
+    );
+    drop(f);
+    let after = statfs(MNT)?.f_bfree;
+    ensure!(
+        after >= with_file + 256,
+        "last close did not free the file: {with_file} free blocks before, {after} after"
+    );
+    ctx(umount(MNT), "umount")?;
+    Ok(())
 }
 
 fn mount_opts() -> Result<String, String> {

@@ -8,6 +8,7 @@ use crate::glue::fs::{NewSuperBlock, StatFs, SuperBlock};
 use crate::options::{Errors, LiveOptions, Options};
 use crate::stats;
 use crate::{inode, Rdaxfs};
+use core::sync::atomic::{AtomicBool, Ordering};
 use kernel::new_mutex;
 use kernel::prelude::*;
 use kernel::sync::Mutex;
@@ -44,6 +45,11 @@ pub(crate) struct SbInfo {
     /// Counters (debugfs).
     #[pin]
     pub(crate) stats: stats::Stats,
+    /// Whether the orphans found at mount have been reclaimed (at a
+    /// read-write mount, or at the first remount read-write). After that,
+    /// orphans on the list are unlinked files still open, freed at their
+    /// last close.
+    orphans_reclaimed: AtomicBool,
 }
 
 type Sb = SuperBlock<Rdaxfs>;
@@ -127,6 +133,7 @@ pub(crate) fn fill_super(
             state <- new_mutex!(SbState { sb: ondisk, orphans: KVec::new() }, "rdaxfs:sb_state"),
             opts: LiveOptions::new(opts),
             stats <- stats::new(),
+            orphans_reclaimed: AtomicBool::new(!nsb.read_only()),
         }),
         GFP_KERNEL,
     )?;
@@ -271,7 +278,12 @@ pub(crate) fn reconfigure(sb: &Sb, opts: &Options, ro_change: Option<bool>) -> R
             }
             write_state(info, STATE_DIRTY, true)?;
             sb.flush_device()?;
-            reclaim_listed_orphans(sb)?;
+            // Only a mount that has been read-only all along still holds
+            // the orphans a crash left; later ones are files still open.
+            if !info.orphans_reclaimed.load(Ordering::Relaxed) {
+                reclaim_listed_orphans(sb)?;
+                info.orphans_reclaimed.store(true, Ordering::Relaxed);
+            }
         }
         Some(true) => {
             write_state(info, STATE_CLEAN, false)?;

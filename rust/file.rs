@@ -4,10 +4,11 @@
 use crate::format::{BLOCK_SHIFT, BLOCK_SIZE_U64, HUGE_BLOCKS};
 use crate::glue::bindings::{
     FALLOC_FL_COLLAPSE_RANGE, FALLOC_FL_INSERT_RANGE, FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE,
-    FALLOC_FL_ZERO_RANGE, VM_FAULT_FALLBACK, VM_FAULT_NEEDDSYNC,
+    FALLOC_FL_ZERO_RANGE, VM_FAULT_FALLBACK, VM_FAULT_NEEDDSYNC, VM_FAULT_SIGBUS,
 };
 use crate::glue::code;
-use crate::glue::{file::dax_writeback, Kiocb, VmFault};
+use crate::glue::file::{dax_writeback, OpenFile};
+use crate::glue::{Kiocb, VmFault};
 use crate::inode::{persist, persist_with, unmap_range, RInode, FREE_CHUNK};
 use crate::layouts::break_layouts;
 use crate::{iomap, Rdaxfs};
@@ -33,6 +34,11 @@ pub(crate) fn read_iter(k: &mut Kiocb<'_, Rdaxfs>) -> Result<usize> {
 pub(crate) fn write_iter(k: &mut Kiocb<'_, Rdaxfs>) -> Result<usize> {
     let inode = k.inode();
     let _l = inode.lock();
+    // errors=remount-ro may have made the mount read-only under files
+    // already open for writing.
+    if inode.sb().read_only() {
+        return Err(EROFS);
+    }
     if k.write_checks()? == 0 {
         return Ok(0);
     }
@@ -63,7 +69,9 @@ fn zero_tail(inode: &RInode, size: u64) -> Result {
 pub(crate) fn fsync(inode: &RInode, start: i64, end: i64) -> Result {
     dax_writeback(inode, start, end)?;
     inode.sb().info().dax.fence();
-    Ok(())
+    // The device may buffer writes past the CPU caches (flush hints,
+    // virtio-pmem): flush it, as ext4_sync_file does with its barrier.
+    inode.sb().flush_device()
 }
 
 /// Before a range of the file loses or moves blocks, flushes CPU caches
@@ -179,7 +187,8 @@ fn punch(
 
 /// COLLAPSE_RANGE and INSERT_RANGE: remove or open a block-aligned gap
 /// at `off`, moving every later block by `len`.
-fn shift_range(inode: &RInode, off: u64, len: u64, insert: bool) -> Result {
+fn shift_range(file: &OpenFile<'_, Rdaxfs>, off: u64, len: u64, insert: bool) -> Result {
+    let inode = file.inode();
     if off % BLOCK_SIZE_U64 != 0 || len % BLOCK_SIZE_U64 != 0 {
         return Err(EINVAL);
     }
@@ -191,6 +200,10 @@ fn shift_range(inode: &RInode, off: u64, len: u64, insert: bool) -> Result {
     if insert && size + len > MAX_BYTES {
         return Err(EFBIG);
     }
+    if insert {
+        inode.newsize_ok(size + len)?;
+    }
+    file.modified(&_l)?;
     inode.dio_wait();
     let inv = inode.invalidate_lock();
     // Every block from `off` on moves: no page of it may stay pinned or
@@ -237,7 +250,8 @@ fn shift_range(inode: &RInode, off: u64, len: u64, insert: bool) -> Result {
 
 /// fallocate(2): allocate (mode 0, KEEP_SIZE), PUNCH_HOLE, ZERO_RANGE,
 /// COLLAPSE_RANGE, INSERT_RANGE.
-pub(crate) fn fallocate(inode: &RInode, mode: i32, offset: i64, len: i64) -> Result {
+pub(crate) fn fallocate(file: &OpenFile<'_, Rdaxfs>, mode: i32, offset: i64, len: i64) -> Result {
+    let inode = file.inode();
     let mode = mode as u32;
     if offset < 0 || len <= 0 {
         return Err(EINVAL);
@@ -246,8 +260,11 @@ pub(crate) fn fallocate(inode: &RInode, mode: i32, offset: i64, len: i64) -> Res
     if end > MAX_BYTES {
         return Err(EFBIG);
     }
+    if inode.sb().read_only() {
+        return Err(EROFS);
+    }
     if mode == FALLOC_FL_COLLAPSE_RANGE || mode == FALLOC_FL_INSERT_RANGE {
-        return shift_range(inode, off, len as u64, mode == FALLOC_FL_INSERT_RANGE);
+        return shift_range(file, off, len as u64, mode == FALLOC_FL_INSERT_RANGE);
     }
     if mode & !(FALLOC_FL_KEEP_SIZE | FALLOC_FL_PUNCH_HOLE | FALLOC_FL_ZERO_RANGE) != 0 {
         return Err(code::eopnotsupp());
@@ -258,6 +275,12 @@ pub(crate) fn fallocate(inode: &RInode, mode: i32, offset: i64, len: i64) -> Res
         return Err(code::eopnotsupp());
     }
     let _l = inode.lock();
+    if mode & FALLOC_FL_KEEP_SIZE == 0 && end > inode.size() {
+        // RLIMIT_FSIZE (EFBIG and SIGXFSZ), as a write growing the file.
+        inode.newsize_ok(end)?;
+    }
+    // As a write: drop suid/sgid, update the times.
+    file.modified(&_l)?;
     inode.dio_wait();
     let inv = inode.invalidate_lock();
     if mode & (FALLOC_FL_PUNCH_HOLE | FALLOC_FL_ZERO_RANGE) != 0 {
@@ -293,6 +316,11 @@ pub(crate) fn fallocate(inode: &RInode, mode: i32, offset: i64, len: i64) -> Res
 pub(crate) fn fault(vmf: &VmFault<'_, Rdaxfs>, order: u32) -> u32 {
     let inode = vmf.inode();
     let stats = &inode.sb().info().stats;
+    if vmf.is_write() && inode.sb().read_only() {
+        // Forced read-only (errors=remount-ro) under a shared writable
+        // mapping: nothing may be written or allocated any more.
+        return VM_FAULT_SIGBUS;
+    }
     let _pf = vmf.is_write().then(|| vmf.start_pagefault());
     let inv = inode.invalidate_lock_shared();
     let r = vmf.dax_fault(order);
@@ -309,4 +337,4 @@ pub(crate) fn fault(vmf: &VmFault<'_, Rdaxfs>, order: u32) -> u32 {
     }
 }
 
-use kernel::error::code::{EFBIG, EINVAL};
+use kernel::error::code::{EFBIG, EINVAL, EROFS};

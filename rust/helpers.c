@@ -73,7 +73,6 @@ bool rdaxfs_bug_drop_commit_fence(void) { return READ_ONCE(bug_drop_commit_fence
 unsigned int rdaxfs_bug_delay_us(void) { return READ_ONCE(bug_delay_us); }
 unsigned int rdaxfs_inject_tx_error(void) { return READ_ONCE(inject_tx_error); }
 
-void rdaxfs_cond_resched(void) { cond_resched(); }
 
 #include <linux/blkdev.h>
 #include <linux/dax.h>
@@ -156,3 +155,5 @@ bool rdaxfs_mmap_supported(struct vm_area_struct *vma, struct dax_device *dax_de
 {
 	return daxdev_mapping_supported(vma, dax_dev);
 }
+
+void rdaxfs_cond_resched(void) { cond_resched(); }

@@ -30,7 +30,7 @@ void rdaxfs_sb_end_write(struct super_block *sb);
 /*
  * Wait until @page's refcount is back to 1 (no DMA pin), dropping and
  * retaking @mapping's invalidate lock around the sleep. Returns 0 when the
- * page is idle, -EINTR on a fatal signal.
+ * page is idle, -ERESTARTSYS on a signal.
  */
 int rdaxfs_wait_dax_page_idle(struct page *page, struct address_space *mapping);
 
@@ -42,9 +42,6 @@ bool rdaxfs_bug_drop_commit_fence(void);
 unsigned int rdaxfs_bug_delay_us(void);
 /* Fault injection: fail every Nth transaction before it commits (0: off). */
 unsigned int rdaxfs_inject_tx_error(void);
-
-/* Yield the CPU if a reschedule is due (long loops under no spinlock). */
-void rdaxfs_cond_resched(void);
 
 #endif
 
@@ -89,3 +86,4 @@ void rdaxfs_debugfs_exit(void);
 struct dentry *rdaxfs_debugfs_add(const char *dev, u64 *vals, const char *const *names, unsigned int n);
 void rdaxfs_debugfs_remove(struct dentry *dir);
 bool rdaxfs_mmap_supported(struct vm_area_struct *vma, struct dax_device *dax_dev);
+void rdaxfs_cond_resched(void);

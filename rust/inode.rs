@@ -73,6 +73,8 @@ pub(crate) struct FileMap {
     pub(crate) link: KVec<u8>,
     /// Lowest index of `ext` changed since the list was last committed.
     dirty_from: usize,
+    /// Blocks mapped by `ext` (the sum of the extent lengths).
+    mapped: u64,
     /// The inode's record is committed on pmem.
     pub(crate) on_disk: bool,
 }
@@ -85,6 +87,7 @@ impl FileMap {
             parent: 0,
             link: KVec::new(),
             dirty_from: CLEAN,
+            mapped: 0,
             on_disk: false,
         }
     }
@@ -101,7 +104,7 @@ impl FileMap {
 
     /// Data blocks mapped.
     pub(crate) fn data_blocks(&self) -> u64 {
-        self.ext.iter().map(|e| u64::from(e.len)).sum()
+        self.mapped
     }
 
     /// Physical block and run length (blocks) mapping logical block `l`.
@@ -137,8 +140,13 @@ impl FileMap {
         self.touch(i.saturating_sub(1));
         self.ext.push(Extent::default(), GFP_KERNEL)?;
         let len = self.ext.len() - 1;
-        let n = format::extents_insert(&mut self.ext, len, e).map_err(|_| EIO)?;
-        crate::vecs::truncate(&mut self.ext, n)
+        let r = format::extents_insert(&mut self.ext, len, e).map_err(|_| EIO);
+        // The spare slot goes in every case (`extents_insert` changes
+        // nothing when it fails).
+        crate::vecs::truncate(&mut self.ext, *r.as_ref().unwrap_or(&len))?;
+        r?;
+        self.mapped += u64::from(e.len);
+        Ok(())
     }
 
     /// Splits the extent that spans logical block `l` (if any) at `l`.
@@ -181,15 +189,34 @@ impl FileMap {
 
     /// Unmaps logical blocks `start..start + count`, calling `freed` for each
     /// physical range that no longer belongs to the file.
-    pub(crate) fn remove(&mut self, start: u64, count: u64, freed: impl FnMut(u64, u32)) -> Result {
+    pub(crate) fn remove(
+        &mut self,
+        start: u64,
+        count: u64,
+        mut freed: impl FnMut(u64, u32),
+    ) -> Result {
         let i = self.index_after(start);
         self.touch(i);
         // Splitting an extent can add one entry.
         self.ext.push(Extent::default(), GFP_KERNEL)?;
         let len = self.ext.len() - 1;
-        let n = format::extents_remove_range(&mut self.ext, len, start, count, freed)
-            .map_err(|_| EIO)?;
-        crate::vecs::truncate(&mut self.ext, n)
+        let mut gone = 0u64;
+        let r = format::extents_remove_range(&mut self.ext, len, start, count, |p, n| {
+            gone += u64::from(n);
+            freed(p, n)
+        })
+        .map_err(|_| EIO);
+        crate::vecs::truncate(&mut self.ext, *r.as_ref().unwrap_or(&len))?;
+        r?;
+        self.mapped -= gone;
+        Ok(())
+    }
+
+    /// Forgets every extent (the inode is gone).
+    pub(crate) fn clear(&mut self) {
+        self.ext = KVVec::new();
+        self.overflow = KVec::new();
+        self.mapped = 0;
     }
 
     /// Logical block where the last `n` extents of those overlapping
@@ -220,8 +247,7 @@ impl FileMap {
     /// memory ahead of pmem).
     pub(crate) fn reload(&mut self, info: &SbInfo, ino: u64) -> Result {
         let d = read_record(info, ino)?;
-        self.ext = KVVec::new();
-        self.overflow = KVec::new();
+        self.clear();
         load_extents(info, ino, &d, self)
     }
 }
@@ -269,6 +295,7 @@ fn load_extents(info: &SbInfo, ino: u64, d: &format::Inode, fm: &mut FileMap) ->
     if fm.ext.len() != total {
         return Err(EIO);
     }
+    fm.mapped = fm.ext.iter().map(|e| u64::from(e.len)).sum();
     // A chain packed differently (another writer's layout) is rewritten
     // whole the first time it changes.
     fm.dirty_from = if dense { CLEAN } else { 0 };
@@ -293,6 +320,15 @@ pub(crate) fn iget(sb: &Sb, ino: u64) -> Result<ARef<RInode>> {
         Iget::New(n) => n,
     };
     let d = read_record(info, ino).map_err(|_| info.corrupt(sb, "inode", ino))?;
+    if d.nlink > crate::namei::LINK_MAX {
+        return Err(info.corrupt(sb, "inode (link count above the maximum)", ino));
+    }
+    // A link count of 0 is an inode being freed: only an orphan (open
+    // when it lost its last name, reclaimed after a crash) is read in that
+    // state; one reached through a directory entry is corruption.
+    if d.nlink == 0 && !info.journal.lock().orphans.contains(&ino) {
+        return Err(info.corrupt(sb, "inode (link count 0 but still named)", ino));
+    }
     {
         let mut fm = new.info().map.lock();
         load_extents(info, ino, &d, &mut fm).map_err(|_| info.corrupt(sb, "extent list", ino))?;
@@ -568,8 +604,15 @@ pub(crate) fn reclaim_orphans(sb: &Sb) -> Result {
         j.orphans = chain;
     }
     if sb.read_only() {
+        // Kept until the mount becomes writable (see `reconfigure`).
         return Ok(());
     }
+    reclaim_listed(sb)
+}
+
+/// Frees every inode on the in-memory orphan list (those a crash left).
+pub(crate) fn reclaim_listed(sb: &Sb) -> Result {
+    let info = sb.info();
     loop {
         let Some(ino) = info.journal.lock().orphans.last().copied() else {
             return Ok(());
@@ -624,8 +667,7 @@ pub(crate) fn evict(inode: &RInode) {
             tx.free_inode(ino)
         })
     })();
-    fm.ext = KVVec::new();
-    fm.overflow = KVec::new();
+    fm.clear();
     if let Err(e) = res {
         pr_err!(
             "freeing inode {} failed ({:?}); it stays on the orphan list and is freed at the next mount\n",

@@ -21,6 +21,10 @@ use kernel::prelude::*;
 use kernel::sync::lock::mutex::MutexBackend;
 use kernel::sync::lock::Guard;
 
+/// Longest run one allocation hands out: the largest multiple of 2 MiB
+/// that fits an extent's u32 length.
+const MAX_RUN: u64 = u32::MAX as u64 / HUGE_BLOCKS * HUGE_BLOCKS;
+
 /// Maps `[pos, pos + len)` of `inode` for DAX.
 pub(crate) fn begin(
     inode: &RInode,
@@ -41,6 +45,10 @@ pub(crate) fn begin(
         map.set_dirty();
     }
 
+    if allocate && inode.sb().read_only() {
+        // Forced read-only (errors=remount-ro): no new blocks.
+        return Err(EROFS);
+    }
     let fm = inode.info().map.lock();
     if let Some((phys, run)) = fm.lookup(first) {
         let n = run.min(count);
@@ -85,6 +93,9 @@ pub(crate) fn alloc_zeroed(
 ) -> Result<(u64, u64)> {
     let info = inode.sb().info();
     let large = large || inode.size() >= HUGE_BLOCKS * BLOCK_SIZE_U64;
+    // An extent's length is a u32: cap the run (at a 2 MiB multiple, so
+    // the next run of a large file stays PMD-aligned). Callers loop.
+    let want = want.min(MAX_RUN);
     let req = AllocRequest {
         want,
         hint: fm.hint(first),

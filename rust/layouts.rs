@@ -25,7 +25,8 @@ use crate::Rdaxfs;
 use kernel::prelude::*;
 
 /// Waits until no page of `inode` in `[start, end]` (bytes) is pinned.
-/// A fatal signal ends the wait with `EINTR`; nothing has been changed.
+/// A signal ends the wait with `ERESTARTSYS` (restarted transparently
+/// under SA_RESTART, else `EINTR`); nothing has been changed.
 pub(crate) fn break_layouts(
     inode: &RInode,
     inv: &InvalidateGuard<'_, Rdaxfs>,

@@ -20,8 +20,9 @@ use kernel::types::ARef;
 const RENAME_NOREPLACE: u32 = 1;
 const RENAME_EXCHANGE: u32 = 2;
 
-/// Largest link count rdaxfs gives an inode.
-pub(crate) const LINK_MAX: u32 = u32::MAX - 1;
+/// Largest link count (as ext4's `EXT4_LINK_MAX`): link(2) and mkdir stop
+/// there with EMLINK, and a larger count on pmem is corruption.
+pub(crate) const LINK_MAX: u32 = 65_000;
 
 fn is_dir(i: &RInode) -> bool {
     i.mode() & S_IFMT == S_IFDIR

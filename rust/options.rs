@@ -1,5 +1,6 @@
 //! Mount options.
 
+use core::sync::atomic::{AtomicU8, Ordering};
 use kernel::prelude::*;
 
 /// What to do when rdaxfs finds corrupt metadata on a mounted filesystem.
@@ -19,10 +20,63 @@ pub(crate) enum Errors {
 pub(crate) struct Options {
     /// `errors=`.
     pub(crate) errors: Errors,
+    /// Whether `errors=` was given (a remount without it keeps the old one).
+    pub(crate) errors_set: bool,
+}
+
+/// The options of a mounted filesystem; `errors=` can change on remount
+/// while other threads read it.
+pub(crate) struct LiveOptions {
+    errors: AtomicU8,
+}
+
+impl Errors {
+    fn code(self) -> u8 {
+        match self {
+            Errors::Continue => 0,
+            Errors::RemountRo => 1,
+            Errors::Panic => 2,
+        }
+    }
+
+    fn from_code(c: u8) -> Self {
+        match c {
+            1 => Errors::RemountRo,
+            2 => Errors::Panic,
+            _ => Errors::Continue,
+        }
+    }
+}
+
+impl LiveOptions {
+    /// The options a mount starts with.
+    pub(crate) fn new(o: &Options) -> Self {
+        Self {
+            errors: AtomicU8::new(o.errors.code()),
+        }
+    }
+
+    /// The options now in force.
+    pub(crate) fn get(&self) -> Options {
+        Options {
+            errors: Errors::from_code(self.errors.load(Ordering::Relaxed)),
+            errors_set: true,
+        }
+    }
+
+    /// Applies the options a remount gave (those not given stay).
+    pub(crate) fn update(&self, o: &Options) {
+        if o.errors_set {
+            self.errors.store(o.errors.code(), Ordering::Relaxed);
+        }
+    }
 }
 
 /// Applies one `key=value` option.
 pub(crate) fn parse(opts: &mut Options, key: &[u8], val: &[u8]) -> Result {
+    if key == b"errors" {
+        opts.errors_set = true;
+    }
     match (key, val) {
         // DAX is the only mode rdaxfs has; accept the spellings users type.
         (b"dax", b"" | b"always") => Ok(()),

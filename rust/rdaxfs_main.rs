@@ -77,11 +77,18 @@ impl FileSystem for Rdaxfs {
     fn sync_fs(sb: &SuperBlock<Self>) -> Result {
         super_block::sync_fs(sb)
     }
+    fn reconfigure(
+        sb: &SuperBlock<Self>,
+        opts: &options::Options,
+        ro_change: Option<bool>,
+    ) -> Result {
+        super_block::reconfigure(sb, opts, ro_change)
+    }
     fn statfs(sb: &SuperBlock<Self>) -> Result<StatFs> {
         super_block::statfs(sb)
     }
     fn show_options(sb: &SuperBlock<Self>, out: &mut SeqFile) {
-        out.puts(options::show(&sb.info().opts));
+        out.puts(options::show(&sb.info().opts.get()));
     }
     fn write_inode(inode: &Inode<Self>) -> Result {
         inode::write_inode(inode)
@@ -136,8 +143,13 @@ impl FileSystem for Rdaxfs {
     fn fsync(inode: &Inode<Self>, start: i64, end: i64, _datasync: bool) -> Result {
         file::fsync(inode, start, end)
     }
-    fn fallocate(inode: &Inode<Self>, mode: i32, offset: i64, len: i64) -> Result {
-        file::fallocate(inode, mode, offset, len)
+    fn fallocate(
+        file: &glue::file::OpenFile<'_, Self>,
+        mode: i32,
+        offset: i64,
+        len: i64,
+    ) -> Result {
+        file::fallocate(file, mode, offset, len)
     }
     fn fault(vmf: &VmFault<'_, Self>, order: u32) -> u32 {
         file::fault(vmf, order)

@@ -8,9 +8,10 @@ use crate::glue::code;
 use crate::glue::dax::DaxDev;
 use crate::glue::fs::{NewSuperBlock, StatFs, SuperBlock};
 use crate::journal::{self, transact, Journal};
-use crate::options::{Errors, Options};
+use crate::options::{Errors, LiveOptions, Options};
 use crate::stats;
 use crate::{inode, Rdaxfs};
+use core::sync::atomic::{AtomicBool, Ordering};
 use kernel::new_mutex;
 use kernel::prelude::*;
 use kernel::sync::Mutex;
@@ -34,11 +35,16 @@ pub(crate) struct SbInfo {
     /// The journal and the committed superblock (`rdaxfs:journal`).
     #[pin]
     pub(crate) journal: Mutex<Journal>,
-    /// Mount options.
-    pub(crate) opts: Options,
+    /// Mount options (`errors=` changes on remount).
+    pub(crate) opts: LiveOptions,
     /// Counters (debugfs).
     #[pin]
     pub(crate) stats: stats::Stats,
+    /// Whether the orphans found at mount have been reclaimed (at a
+    /// read-write mount, or at the first remount read-write). After that,
+    /// orphans on the list are unlinked files still open, freed at their
+    /// last close.
+    orphans_reclaimed: AtomicBool,
 }
 
 type Sb = SuperBlock<Rdaxfs>;
@@ -54,6 +60,7 @@ pub(crate) fn fill_super(
         pr_err!("{}: not a DAX-capable device; rdaxfs needs an fsdax pmem namespace (ndctl create-namespace -m fsdax)\n", id);
         return Err(EINVAL);
     };
+    nsb.set_max_links(crate::namei::LINK_MAX);
     let (mut sb, from_backup) = read_superblock(&dax, id, nsb.device_bytes())?;
     match sb.check_features() {
         Err(e) => {
@@ -132,8 +139,9 @@ pub(crate) fn fill_super(
             blocks <- new_mutex!(blocks, "rdaxfs:balloc"),
             inodes <- new_mutex!(inodes, "rdaxfs:ialloc"),
             journal <- new_mutex!(Journal::new(ondisk)?, "rdaxfs:journal"),
-            opts: *opts,
+            opts: LiveOptions::new(opts),
             stats <- stats::new(),
+            orphans_reclaimed: AtomicBool::new(!nsb.read_only()),
         }),
         GFP_KERNEL,
     )?;
@@ -253,7 +261,7 @@ impl SbInfo {
             what,
             ino
         );
-        match self.opts.errors {
+        match self.opts.get().errors {
             Errors::Continue => {}
             Errors::RemountRo => {
                 pr_err!("{}: remounting read-only\n", sb.id());
@@ -291,6 +299,9 @@ pub(crate) fn put_super(sb: &Sb) {
         let j = info.journal.lock();
         (j.commits, j.logged)
     };
+    if let Err(e) = sb.flush_device() {
+        pr_err!("{}: device flush at unmount failed: {:?}\n", sb.id(), e);
+    }
     pr_info!(
         "{}: unmounted; blocks allocated {}, bytes zeroed {}, pte faults {}, pmd faults {} ({} fallbacks), layout waits {}, transactions {} ({} bytes logged)\n",
         sb.id(),
@@ -306,19 +317,80 @@ pub(crate) fn put_super(sb: &Sb) {
 }
 
 /// sync(2): every metadata change is durable when its transaction
-/// returns; record the free counts.
+/// returns; record the free counts, then flush the device (what
+/// ext4_sync_fs does with its barrier).
 pub(crate) fn sync_fs(sb: &Sb) -> Result {
     let info = sb.info();
     info.dax.fence();
-    if sb.read_only() {
-        return Ok(());
+    if !sb.read_only() {
+        let (b, i) = info.counts();
+        transact(info, |tx| {
+            let s = tx.sb();
+            (s.free_blocks, s.free_inodes) = (b, i);
+            Ok(())
+        })?;
     }
+    sb.flush_device()
+}
+
+/// Writes the superblock with the current free counts and `state`.
+fn write_state(info: &SbInfo, state: u32, count_mount: bool) -> Result {
     let (b, i) = info.counts();
     transact(info, |tx| {
         let s = tx.sb();
         (s.free_blocks, s.free_inodes) = (b, i);
+        s.state = state;
+        if count_mount {
+            s.mount_count = s.mount_count.wrapping_add(1);
+        }
         Ok(())
     })
+}
+
+/// `mount -o remount`: the checks and state changes of mount (ro -> rw)
+/// and unmount (rw -> ro), and the new `errors=`. The VFS has checked that
+/// no file is open for writing (rw -> ro) and synced the filesystem.
+pub(crate) fn reconfigure(sb: &Sb, opts: &Options, ro_change: Option<bool>) -> Result {
+    let info = sb.info();
+    match ro_change {
+        Some(false) => {
+            if !matches!(info.geo.check_features(), Ok(false)) {
+                pr_err!(
+                    "{}: unknown read-only-compatible features (ro_compat {:#x}); cannot remount read-write\n",
+                    sb.id(),
+                    info.geo.ro_compat
+                );
+                return Err(EROFS);
+            }
+            if info.journal.lock().sb.state != STATE_CLEAN {
+                pr_warn!(
+                    "{}: remounting read-write a filesystem that was not cleanly unmounted; fsck.rdaxfs -y is recommended\n",
+                    sb.id()
+                );
+            }
+            write_state(info, STATE_DIRTY, true)?;
+            sb.flush_device()?;
+            // Only a mount that has been read-only all along still holds
+            // the orphans a crash left; later ones are files still open.
+            if !info.orphans_reclaimed.load(Ordering::Relaxed) {
+                reclaim_listed_orphans(sb)?;
+                info.orphans_reclaimed.store(true, Ordering::Relaxed);
+            }
+        }
+        Some(true) => {
+            write_state(info, STATE_CLEAN, false)?;
+            sb.flush_device()?;
+        }
+        None => {}
+    }
+    info.opts.update(opts);
+    Ok(())
+}
+
+/// Frees the orphans a read-only mount found on the list (and kept: a
+/// read-only mount frees nothing), now that the mount becomes writable.
+fn reclaim_listed_orphans(sb: &Sb) -> Result {
+    inode::reclaim_listed(sb)
 }
 
 /// statfs(2).

@@ -13,8 +13,11 @@ mod enospc;
 mod enospc_faults;
 mod export;
 mod export_test;
+mod flush;
 mod fsx;
+mod hardening;
 mod layouts_retry;
+mod many_extents;
 mod mmap_modes;
 mod mount;
 mod namespace;
@@ -24,6 +27,7 @@ mod persist;
 mod pmd_punch;
 mod pmd_ratio;
 mod refusals;
+mod remount;
 mod unlinked;
 mod util;
 mod zero_race;
@@ -60,6 +64,10 @@ const TESTS: &[(&str, Test)] = &[
     ("enospc-faults", enospc_faults::enospc_faults),
     ("fsx", fsx::fsx),
     ("pmd-ratio", pmd_ratio::pmd_ratio),
+    ("many-extents", many_extents::many_extents),
+    ("flush", flush::flush),
+    ("remount", remount::remount),
+    ("hardening-misc", hardening::hardening_misc),
 ];
 
 fn main() {

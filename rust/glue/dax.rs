@@ -142,6 +142,12 @@ impl DaxDev {
         self.check(block << PAGE_SHIFT, (count << PAGE_SHIFT) as usize)?;
         let first = (self.part_off >> PAGE_SHIFT) + block;
         for pg in first..first + count {
+            // A multi-GiB allocation zeroes for a long time (with the
+            // inode's allocation lock held, a sleeping mutex): let others
+            // run every 2 MiB.
+            if (pg - first) % 512 == 511 {
+                super::cond_resched();
+            }
             // SAFETY: the page is inside the device (checked above);
             // dax_zero_page_range zeroes one page per call in 6.12.
             let r = unsafe {

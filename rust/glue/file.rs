@@ -341,6 +341,27 @@ unsafe extern "C" fn fsync<T: FileSystem>(
     from_result(|| T::fsync(inode, start, end, datasync != 0).map(|()| 0))
 }
 
+/// An open regular file, as fallocate sees it.
+pub(crate) struct OpenFile<'a, T: FileSystem> {
+    file: *mut bindings::file,
+    inode: &'a Inode<T>,
+}
+
+impl<'a, T: FileSystem> OpenFile<'a, T> {
+    /// The file's inode.
+    pub(crate) fn inode(&self) -> &'a Inode<T> {
+        self.inode
+    }
+
+    /// Drops suid/sgid and updates mtime/ctime before the file changes,
+    /// as a write does; i_rwsem held (the guard proves it).
+    pub(crate) fn modified(&self, _locked: &super::inode::InodeGuard<'_, T>) -> Result {
+        // SAFETY: a live file; its inode's i_rwsem is held, as
+        // file_remove_privs (notify_change) requires.
+        to_result(unsafe { bindings::file_modified(self.file) })
+    }
+}
+
 /// # Safety
 /// VFS fallocate contract: an open regular file of type `T`.
 unsafe extern "C" fn fallocate<T: FileSystem>(
@@ -351,7 +372,8 @@ unsafe extern "C" fn fallocate<T: FileSystem>(
 ) -> ffi::c_long {
     // SAFETY: an open file has a live inode.
     let inode = unsafe { Inode::<T>::from_raw(bindings::rdaxfs_file_inode(file)) };
-    from_result(|| T::fallocate(inode, mode, offset, len).map(|()| 0i32)) as ffi::c_long
+    let f = OpenFile { file, inode };
+    from_result(|| T::fallocate(&f, mode, offset, len).map(|()| 0i32)) as ffi::c_long
 }
 
 /// # Safety

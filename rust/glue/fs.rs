@@ -61,6 +61,11 @@ pub(crate) trait FileSystem: Sized + Send + Sync + 'static {
     fn put_super(sb: &SuperBlock<Self>);
     /// `sync(2)`, `syncfs(2)`: make everything durable.
     fn sync_fs(sb: &SuperBlock<Self>) -> Result;
+    /// `mount -o remount`: apply `opts` (only the options given) and, for
+    /// `ro_change` `Some(true)` (rw -> ro, already synced) or `Some(false)`
+    /// (ro -> rw), the state change. The superblock's read-only flag still
+    /// has its old value; an error leaves the mount as it was.
+    fn reconfigure(sb: &SuperBlock<Self>, opts: &Self::Options, ro_change: Option<bool>) -> Result;
     /// `statfs(2)`.
     fn statfs(sb: &SuperBlock<Self>) -> Result<StatFs>;
     /// Mount options for /proc/mounts, each starting with a comma.
@@ -115,7 +120,12 @@ pub(crate) trait FileSystem: Sized + Send + Sync + 'static {
     /// fsync(2) for `[start, end]`.
     fn fsync(inode: &Inode<Self>, start: i64, end: i64, datasync: bool) -> Result;
     /// fallocate(2).
-    fn fallocate(inode: &Inode<Self>, mode: i32, offset: i64, len: i64) -> Result;
+    fn fallocate(
+        file: &super::file::OpenFile<'_, Self>,
+        mode: i32,
+        offset: i64,
+        len: i64,
+    ) -> Result;
     /// A page fault of `order` (0 for PTE, PMD_ORDER for PMD) on a mapping.
     fn fault(vmf: &VmFault<'_, Self>, order: u32) -> u32;
     /// The iomap begin callback: map `[pos, pos + len)`.
@@ -203,6 +213,13 @@ impl<T: FileSystem> NewSuperBlock<'_, T> {
         unsafe { (*self.sb).s_flags & bindings::SB_RDONLY != 0 }
     }
 
+    /// Sets the largest link count the VFS lets link(2) and mkdir reach
+    /// (`EMLINK` beyond it).
+    pub(crate) fn set_max_links(&self, n: u32) {
+        // SAFETY: the superblock is exclusively ours during fill_super.
+        unsafe { (*self.sb).s_max_links = n };
+    }
+
     /// The DAX device behind the block device, or `None` if it has none.
     pub(crate) fn dax_device(&self) -> Option<DaxDev> {
         // SAFETY: `s_bdev` is open for the lifetime of the superblock.
@@ -244,6 +261,14 @@ impl<T: FileSystem> SuperBlock<T> {
     pub(crate) fn id(&self) -> &CStr {
         // SAFETY: `s_id` is a NUL-terminated string set by the VFS.
         unsafe { CStr::from_char_ptr((*self.raw()).s_id.as_ptr()) }
+    }
+
+    /// Flushes the device's volatile write path (a REQ_PREFLUSH bio: for
+    /// pmem, `nvdimm_flush`, i.e. the flush hints or virtio-pmem's host
+    /// flush), as ext4 does at fsync, syncfs and unmount. Sleeps.
+    pub(crate) fn flush_device(&self) -> Result {
+        // SAFETY: `s_bdev` is open for the lifetime of a block superblock.
+        to_result(unsafe { bindings::blkdev_issue_flush((*self.raw()).s_bdev) })
     }
 
     /// Makes the mount read-only after an error (errors=remount-ro).
@@ -297,6 +322,7 @@ impl<T: FileSystem> Ctx<T> {
         get_tree: Some(get_tree::<T>),
         parse_param: Some(parse_param::<T>),
         free: Some(free_fc::<T>),
+        reconfigure: Some(reconfigure::<T>),
         // SAFETY: an all-zero `fs_context_operations` is valid (no callbacks).
         ..unsafe { core::mem::zeroed() }
     };
@@ -351,6 +377,34 @@ unsafe extern "C" fn parse_param<T: FileSystem>(
 unsafe extern "C" fn get_tree<T: FileSystem>(fc: *mut bindings::fs_context) -> ffi::c_int {
     // SAFETY: `fc` is valid per this function's contract.
     unsafe { bindings::get_tree_bdev(fc, Some(fill_super::<T>)) }
+}
+
+/// # Safety
+/// Called by `reconfigure_super` with a context of type `T` for a live
+/// superblock (`fc->root`), `s_umount` held exclusive.
+unsafe extern "C" fn reconfigure<T: FileSystem>(fc: *mut bindings::fs_context) -> ffi::c_int {
+    from_result(|| {
+        // SAFETY: per this function's contract `fc` and its root are live.
+        let (sb, flags, mask) =
+            unsafe { ((*(*fc).root).d_sb, (*fc).sb_flags, (*fc).sb_flags_mask) };
+        // SAFETY: `sb` is a mounted superblock of type `T`.
+        let sbr = unsafe { SuperBlock::<T>::from_raw(sb) };
+        let rdonly = bindings::SB_RDONLY as ffi::c_uint;
+        let ro_change = match (mask & rdonly != 0, flags & rdonly != 0) {
+            (true, want) if want != sbr.read_only() => Some(want),
+            _ => None,
+        };
+        if ro_change == Some(true) {
+            // SAFETY: `s_umount` is held, as sync_filesystem requires; it
+            // writes back dirty DAX mappings (CPU cache flush) and calls
+            // sync_fs.
+            to_result(unsafe { bindings::sync_filesystem(sb) })?;
+        }
+        // SAFETY: `fc` is a context of type `T`.
+        let opts = unsafe { fc_options::<T>(fc) };
+        T::reconfigure(sbr, opts, ro_change)?;
+        Ok(0)
+    })
 }
 
 /// # Safety

@@ -6,7 +6,7 @@ use super::fs::{FileSystem, SuperBlock};
 use super::{dentry_name, file};
 use core::marker::PhantomData;
 use core::ptr::NonNull;
-use kernel::error::{from_err_ptr, from_result};
+use kernel::error::{from_err_ptr, from_result, to_result};
 use kernel::ffi;
 use kernel::prelude::*;
 use kernel::types::{ARef, AlwaysRefCounted, Opaque};
@@ -201,6 +201,14 @@ impl<T: FileSystem> Inode<T> {
         self.r().i_mapping
     }
 
+    /// Whether the file may grow to `size` bytes: RLIMIT_FSIZE (which
+    /// also sends SIGXFSZ) and `s_maxbytes`; `EFBIG` if not.
+    pub(crate) fn newsize_ok(&self, size: u64) -> Result {
+        let size = i64::try_from(size).map_err(|_| EFBIG)?;
+        // SAFETY: a live inode.
+        to_result(unsafe { bindings::inode_newsize_ok(self.raw(), size) })
+    }
+
     /// Takes i_rwsem exclusive.
     pub(crate) fn lock(&self) -> InodeGuard<'_, T> {
         // SAFETY: a live inode.
@@ -302,16 +310,14 @@ impl<T: FileSystem> Drop for InvalidateSharedGuard<'_, T> {
 impl<T: FileSystem> InvalidateGuard<'_, T> {
     /// Waits until `page` (found busy by `dax_layout_busy_page`) has no
     /// extra reference, dropping and retaking the invalidate lock around
-    /// each sleep. Returns `EINTR` on a fatal signal.
+    /// each sleep. A signal ends the wait with the helper's
+    /// `ERESTARTSYS` (the syscall restarts or returns `EINTR`, as the
+    /// signal's disposition says, like ext4's break-layouts).
     pub(crate) fn wait_page_idle(&self, page: super::dax::BusyPage) -> Result {
         // SAFETY: `page` is a DAX page of this mapping, kept alive by the
         // mapping entry; the lock is held, as the helper requires.
         let r = unsafe { bindings::rdaxfs_wait_dax_page_idle(page.0, self.0.mapping()) };
-        if r == 0 {
-            Ok(())
-        } else {
-            Err(EINTR)
-        }
+        to_result(r)
     }
 
     /// The first page of the mapping in `[start, end]` with an elevated

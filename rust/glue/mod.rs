@@ -29,6 +29,26 @@ pub(crate) unsafe fn dentry_name<'a>(d: *mut bindings::dentry) -> &'a [u8] {
     }
 }
 
+/// Shortens `v` to `n` elements (no-op if it is not longer), in place.
+/// `T: Copy`, so the dropped elements need no destructor.
+pub(crate) fn vec_truncate<T: Copy, A: kernel::alloc::Allocator>(
+    v: &mut kernel::alloc::Vec<T, A>,
+    n: usize,
+) {
+    if n < v.len() {
+        // SAFETY: `n` is below the length, so the first `n` elements are
+        // initialised; the ones cut off are `Copy` and need no drop.
+        unsafe { v.set_len(n) };
+    }
+}
+
+/// Yields the CPU if a reschedule is due (`cond_resched`). Only where
+/// sleeping is allowed.
+pub(crate) fn cond_resched() {
+    // SAFETY: the callers may sleep (no spinlock held, not atomic).
+    unsafe { bindings::rdaxfs_cond_resched() };
+}
+
 /// The output of show_options.
 pub(crate) struct SeqFile(*mut bindings::seq_file);
 
@@ -78,13 +98,6 @@ pub(crate) mod bugs {
         // SAFETY: reads a module parameter and sleeps.
         unsafe { bindings::rdaxfs_delay_us(bindings::rdaxfs_bug_delay_us()) };
     }
-}
-
-/// Yields the CPU if a reschedule is due (long loops, no spinlock held).
-pub(crate) fn cond_resched() {
-    // SAFETY: called from process context with no spinlock held (every
-    // caller is a filesystem operation that may sleep).
-    unsafe { bindings::rdaxfs_cond_resched() };
 }
 
 /// Error codes the kernel crate of 6.12 does not name.

@@ -24,12 +24,13 @@ use std::fs;
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
-use std::sync::Barrier;
 use std::time::{Duration, Instant};
 
 use crate::ensure;
 use crate::util::*;
 
+/// The round's time origin is this far after its threads are started.
+const START_MS: u64 = 50;
 /// Pinning threads per round.
 const K: usize = 2;
 /// Delay between the starts of the pins.
@@ -82,7 +83,8 @@ impl Op {
     }
 }
 
-/// One round's figures, in ms since the first pin was due.
+/// One round's figures, in ms since the round's time origin (when the
+/// first pin is due), on one clock for all threads.
 #[derive(Debug)]
 struct Round {
     /// (start, end, result) of each pin's pread.
@@ -133,6 +135,10 @@ impl Round {
     }
 }
 
+fn sleep_until(t: Instant) {
+    std::thread::sleep(t.saturating_duration_since(Instant::now()));
+}
+
 fn round(op: Op, i: usize) -> Result<Round, String> {
     let p = Path::new(MNT).join(format!("unmapped-{i}"));
     let f = create_rw(&p)?;
@@ -146,7 +152,11 @@ fn round(op: Op, i: usize) -> Result<Round, String> {
     let nullb = nullb_open()?;
     let before = counters_now("pmem0");
     let mark = dmesg_mark(op.name());
-    let barrier = Barrier::new(K + 1);
+    // One time base for every thread, a little in the future so that the
+    // pinning threads are running by then: times from different threads
+    // are only comparable on the same clock origin.
+    let t0 = Instant::now() + Duration::from_millis(START_MS);
+    let since = move || Instant::now().saturating_duration_since(t0).as_millis() as u64;
     let base = map.ptr as usize;
     let nfd = nullb.as_raw_fd();
     let mut map = Some(map);
@@ -154,12 +164,9 @@ fn round(op: Op, i: usize) -> Result<Round, String> {
     let (pins, munmap_at, op_start, op_end, res) = std::thread::scope(|s| {
         let hs: Vec<_> = (0..K)
             .map(|k| {
-                let barrier = &barrier;
                 s.spawn(move || {
-                    barrier.wait();
-                    let t0 = Instant::now();
-                    std::thread::sleep(Duration::from_millis(STAGGER_MS * k as u64));
-                    let st = t0.elapsed().as_millis() as u64;
+                    sleep_until(t0 + Duration::from_millis(STAGGER_MS * k as u64));
+                    let st = since();
                     let page = 1 + 3 * k;
                     let r = nullb_pread(
                         nfd,
@@ -167,16 +174,14 @@ fn round(op: Op, i: usize) -> Result<Round, String> {
                         BLOCK,
                         (k as u64) << 20,
                     );
-                    (st, t0.elapsed().as_millis() as u64, r)
+                    (st, since(), r)
                 })
             })
             .collect();
-        barrier.wait();
-        let t0 = Instant::now();
-        std::thread::sleep(Duration::from_millis(MUNMAP_AT_MS));
-        let munmap_at = t0.elapsed().as_millis() as u64;
+        sleep_until(t0 + Duration::from_millis(MUNMAP_AT_MS));
+        let munmap_at = since();
         drop(map.take()); // munmap: nothing maps the file any more
-        let op_start = t0.elapsed().as_millis() as u64;
+        let op_start = since();
         let res = match op {
             Op::Truncate => {
                 let fd = file.as_ref().map_or(-1, |f| f.as_raw_fd());
@@ -191,7 +196,7 @@ fn round(op: Op, i: usize) -> Result<Round, String> {
                 ctx(umount(MNT), "umount")
             }
         };
-        let op_end = t0.elapsed().as_millis() as u64;
+        let op_end = since();
         let pins: Vec<_> = hs
             .into_iter()
             .map(|h| h.join().unwrap_or((0, 0, Err(-1))))

@@ -45,7 +45,7 @@ const SLACK_MS: u64 = 30;
 const ROUNDS: usize = 3;
 /// A round in which no pin was taken before the munmap (a slow host) is
 /// run again, up to this many times.
-const ATTEMPTS: usize = 4;
+const ATTEMPTS: usize = 8;
 const FILE_BLOCKS: usize = 16;
 
 /// What the test does once the file is unmapped.

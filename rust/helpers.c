@@ -3,12 +3,14 @@
  * rdaxfs C helpers: wrappers for static inline functions and macros, and the
  * module parameters. See helpers.h.
  */
+#include <linux/dax.h>
 #include <linux/delay.h>
 #include <linux/fs.h>
 #include <linux/module.h>
 #include <linux/moduleparam.h>
 #include <linux/pagemap.h>
 #include <linux/wait_bit.h>
+#include <linux/xarray.h>
 #include "helpers.h"
 
 void rdaxfs_inode_lock(struct inode *inode) { inode_lock(inode); }
@@ -43,6 +45,83 @@ int rdaxfs_wait_dax_page_idle(struct page *page, struct address_space *mapping)
 }
 
 /*
+ * The DAX entry encoding of 6.12's fs/dax.c, private there: an XArray value
+ * entry holding four flag bits and the pfn above them. Only
+ * rdaxfs_dax_busy_page_range() below reads it.
+ */
+#define RDAXFS_DAX_SHIFT	4
+#define RDAXFS_DAX_PMD		(1UL << 1)
+#define RDAXFS_DAX_ZERO_PAGE	(1UL << 2)
+#define RDAXFS_DAX_EMPTY	(1UL << 3)
+
+/* fs/dax.c dax_busy_page(): a page of @entry with an extra reference. */
+static struct page *rdaxfs_dax_entry_busy(void *entry)
+{
+	unsigned long v = xa_to_value(entry);
+	unsigned long pfn = v >> RDAXFS_DAX_SHIFT;
+	unsigned long n;
+
+	/* Zero-page and empty (lock-only) entries map no block. */
+	if (v & (RDAXFS_DAX_ZERO_PAGE | RDAXFS_DAX_EMPTY))
+		return NULL;
+	n = (v & RDAXFS_DAX_PMD) ? 1UL << PMD_ORDER : 1;
+	for (; n; n--, pfn++) {
+		struct page *page = pfn_to_page(pfn);
+
+		if (page_ref_count(page) > 1)
+			return page;
+	}
+	return NULL;
+}
+
+struct page *rdaxfs_dax_busy_page_range(struct address_space *mapping, loff_t start, loff_t end)
+{
+	pgoff_t start_idx = start >> PAGE_SHIFT;
+	pgoff_t end_idx = end == LLONG_MAX ? ULONG_MAX : end >> PAGE_SHIFT;
+	XA_STATE(xas, &mapping->i_pages, start_idx);
+	unsigned int scanned = 0;
+	struct page *page = NULL;
+	void *entry;
+
+	if (IS_ENABLED(CONFIG_FS_DAX_LIMITED) || !dax_mapping(mapping))
+		return NULL;
+	/*
+	 * As upstream: with the range unmapped from every process a new pin
+	 * must fault, and the fault waits for the caller's invalidate lock.
+	 * (A no-op when nothing maps the file.)
+	 */
+	unmap_mapping_pages(mapping, start_idx, end_idx - start_idx + 1, false);
+
+	xas_lock_irq(&xas);
+	xas_for_each(&xas, entry, end_idx) {
+		if (WARN_ON_ONCE(!xa_is_value(entry)))
+			continue;
+		/*
+		 * A locked entry is read as it is: no fault can change it under
+		 * the caller's exclusion, and writeback and memory-failure lock
+		 * an entry without changing its pfn.
+		 */
+		page = rdaxfs_dax_entry_busy(entry);
+		if (page)
+			break;
+		if (++scanned % XA_CHECK_SCHED)
+			continue;
+		xas_pause(&xas);
+		xas_unlock_irq(&xas);
+		cond_resched();
+		xas_lock_irq(&xas);
+	}
+	xas_unlock_irq(&xas);
+	return page;
+}
+
+void rdaxfs_wait_dax_page_idle_final(struct page *page)
+{
+	___wait_var_event(&page->_refcount, atomic_read(&page->_refcount) == 1,
+			  TASK_UNINTERRUPTIBLE, 0, 0, schedule());
+}
+
+/*
  * Test-only switches. Each one reintroduces a historical DAX data-loss bug so
  * that the guest suite can prove its reproducer catches it. Never set them on
  * a filesystem whose data matters.
@@ -62,6 +141,12 @@ MODULE_PARM_DESC(bug_drop_commit_fence, "TEST ONLY, breaks crash consistency: no
 static unsigned int inject_tx_error;
 module_param(inject_tx_error, uint, 0644);
 MODULE_PARM_DESC(inject_tx_error, "TEST ONLY: fail every Nth metadata transaction with EIO before it commits (0: never)");
+static bool bug_busy_scan_mapped_only;
+module_param(bug_busy_scan_mapped_only, bool, 0644);
+MODULE_PARM_DESC(bug_busy_scan_mapped_only, "TEST ONLY, corrupts data: truncate/punch/collapse/insert look for DMA pins only while the file is mapped (6.12 dax_layout_busy_page_range)");
+static bool bug_evict_skip_wait;
+module_param(bug_evict_skip_wait, bool, 0644);
+MODULE_PARM_DESC(bug_evict_skip_wait, "TEST ONLY, corrupts data: evict inodes (unlink, unmount) without waiting for DMA pins");
 static unsigned int bug_delay_us;
 module_param(bug_delay_us, uint, 0644);
 MODULE_PARM_DESC(bug_delay_us, "TEST ONLY: widen racy windows by this many microseconds");
@@ -70,6 +155,8 @@ bool rdaxfs_bug_zero_outside_lock(void) { return READ_ONCE(bug_zero_outside_lock
 bool rdaxfs_bug_skip_break_layouts(void) { return READ_ONCE(bug_skip_break_layouts); }
 bool rdaxfs_bug_break_layouts_once(void) { return READ_ONCE(bug_break_layouts_once); }
 bool rdaxfs_bug_drop_commit_fence(void) { return READ_ONCE(bug_drop_commit_fence); }
+bool rdaxfs_bug_busy_scan_mapped_only(void) { return READ_ONCE(bug_busy_scan_mapped_only); }
+bool rdaxfs_bug_evict_skip_wait(void) { return READ_ONCE(bug_evict_skip_wait); }
 unsigned int rdaxfs_bug_delay_us(void) { return READ_ONCE(bug_delay_us); }
 unsigned int rdaxfs_inject_tx_error(void) { return READ_ONCE(inject_tx_error); }
 

@@ -34,11 +34,34 @@ void rdaxfs_sb_end_write(struct super_block *sb);
  */
 int rdaxfs_wait_dax_page_idle(struct page *page, struct address_space *mapping);
 
+/*
+ * The first page of @mapping in [@start, @end] (bytes; @end == LLONG_MAX: to
+ * the end of the file) that has an elevated refcount (pinned for DMA), after
+ * unmapping the range from every process; NULL if none.
+ *
+ * A copy of 6.12's dax_layout_busy_page_range() without its
+ * `!mapping_mapped(mapping)` shortcut: a page pinned through a mapping that
+ * was unmapped since (munmap while an O_DIRECT read into it is in flight)
+ * keeps its DAX entry and its extra reference, and 6.12's function never
+ * finds it (upstream closed that hole in 6.15). The caller holds the
+ * invalidate lock exclusive, or evicts the inode (no user left).
+ */
+struct page *rdaxfs_dax_busy_page_range(struct address_space *mapping, loff_t start, loff_t end);
+
+/*
+ * Wait, uninterruptibly and without any lock, until @page's refcount is back
+ * to 1. For eviction, which cannot fail and has no user left that could
+ * need a lock to let the pin go.
+ */
+void rdaxfs_wait_dax_page_idle_final(struct page *page);
+
 /* Test-only switches that put historical DAX bugs back (off by default). */
 bool rdaxfs_bug_zero_outside_lock(void);
 bool rdaxfs_bug_skip_break_layouts(void);
 bool rdaxfs_bug_break_layouts_once(void);
 bool rdaxfs_bug_drop_commit_fence(void);
+bool rdaxfs_bug_busy_scan_mapped_only(void);
+bool rdaxfs_bug_evict_skip_wait(void);
 unsigned int rdaxfs_bug_delay_us(void);
 /* Fault injection: fail every Nth transaction before it commits (0: off). */
 unsigned int rdaxfs_inject_tx_error(void);

@@ -17,9 +17,20 @@
 //!    that finds no busy page at all ends the loop. Stopping after one
 //!    wait, or after a page whose count dropped before we waited, leaves
 //!    pinned pages behind (the ext4/xfs bug fixed in 2018).
+//!
+//! The scan looks at the mapping's DAX entries whether or not a process
+//! still maps the file: a page pinned through a mapping that was unmapped
+//! since (munmap while the O_DIRECT read is in flight) keeps its entry and
+//! its pin. 6.12's `dax_layout_busy_page_range` returns nothing at once
+//! for an unmapped file (fixed upstream in 6.15), so rdaxfs uses its own
+//! copy of it without that shortcut (`rdaxfs_dax_busy_page_range`).
+//!
+//! Eviction (the last close of an unlinked file, or unmount) drops every
+//! DAX entry and may free every block: it first waits for every pinned
+//! page too ([`break_layouts_final`]), before the mapping is truncated.
 
 use crate::glue::bugs;
-use crate::glue::inode::InvalidateGuard;
+use crate::glue::inode::{Evicting, InvalidateGuard};
 use crate::inode::RInode;
 use crate::Rdaxfs;
 use kernel::prelude::*;
@@ -38,7 +49,13 @@ pub(crate) fn break_layouts(
     }
     let stats = &inode.sb().info().stats;
     loop {
-        let Some(page) = inv.busy_page(start, end) else {
+        let busy = if bugs::busy_scan_mapped_only() {
+            // TEST ONLY: 6.12's scan, blind once the file is unmapped.
+            inv.busy_page_mapped_only(start, end)
+        } else {
+            inv.busy_page(start, end)
+        };
+        let Some(page) = busy else {
             return Ok(());
         };
         stats.add(crate::stats::LAYOUT_WAITS, 1);
@@ -47,5 +64,21 @@ pub(crate) fn break_layouts(
             // TEST ONLY: the pre-2018 loop that gave up after one page.
             return Ok(());
         }
+    }
+}
+
+/// Eviction: waits until no page of the file is pinned, before its DAX
+/// entries are dropped and its blocks freed (unlinked file) or the
+/// filesystem goes away (unmount). Cannot fail: the wait is uninterruptible
+/// and ends when the DMA completes (fsdax refuses long-term pins).
+pub(crate) fn break_layouts_final(ev: &Evicting<'_, Rdaxfs>) {
+    if bugs::evict_skip_wait() {
+        // TEST ONLY: 6.12's behaviour, entries dropped under DMA.
+        return;
+    }
+    let stats = &ev.inode().sb().info().stats;
+    while let Some(page) = ev.busy_page() {
+        stats.add(crate::stats::LAYOUT_WAITS, 1);
+        ev.wait_page_idle(page);
     }
 }

@@ -6,7 +6,9 @@
 //!    directories in `lock_rename` order).
 //! 3. `mapping->invalidate_lock` (VFS; exclusive for truncate, punch and
 //!    the other layout changes, shared in page faults). Break-layouts drops
-//!    and retakes it while it waits for DMA pins to drop.
+//!    and retakes it while it waits for DMA pins to drop. Eviction waits for
+//!    DMA pins (`layouts::break_layouts_final`) holding no rdaxfs lock at
+//!    all, before it takes any.
 //! 4. `InodeInfo::map` (`rdaxfs:inode_map`, a `kernel::sync::Mutex`): the
 //!    allocation lock. It protects one inode's extent list and its on-disk
 //!    inode, and is held across allocate, zero and publish in iomap begin,

@@ -96,6 +96,9 @@ impl FileSystem for Rdaxfs {
     fn evict_inode(inode: &Inode<Self>) {
         inode::evict(inode)
     }
+    fn evict_break_layouts(inode: &glue::inode::Evicting<'_, Self>) {
+        layouts::break_layouts_final(inode)
+    }
     fn lookup(dir: &Inode<Self>, name: &[u8]) -> Result<Option<ARef<Inode<Self>>>> {
         namei::lookup(dir, name)
     }

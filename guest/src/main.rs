@@ -29,6 +29,7 @@ mod pmd_ratio;
 mod refusals;
 mod remount;
 mod unlinked;
+mod unmapped_pins;
 mod util;
 mod zero_race;
 
@@ -60,6 +61,24 @@ const TESTS: &[(&str, Test)] = &[
     ("dma-truncate-teeth", dma::dma_truncate_teeth),
     ("layouts-retry", layouts_retry::layouts_retry),
     ("layouts-retry-teeth", layouts_retry::layouts_retry_teeth),
+    (
+        "dma-unmapped-truncate",
+        unmapped_pins::dma_unmapped_truncate,
+    ),
+    (
+        "dma-unmapped-truncate-teeth",
+        unmapped_pins::dma_unmapped_truncate_teeth,
+    ),
+    ("dma-unmapped-unlink", unmapped_pins::dma_unmapped_unlink),
+    (
+        "dma-unmapped-unlink-teeth",
+        unmapped_pins::dma_unmapped_unlink_teeth,
+    ),
+    ("dma-unmapped-umount", unmapped_pins::dma_unmapped_umount),
+    (
+        "dma-unmapped-umount-teeth",
+        unmapped_pins::dma_unmapped_umount_teeth,
+    ),
     ("pmd-punch", pmd_punch::pmd_punch),
     ("enospc-faults", enospc_faults::enospc_faults),
     ("fsx", fsx::fsx),

@@ -74,6 +74,12 @@ pub(crate) trait FileSystem: Sized + Send + Sync + 'static {
     fn write_inode(inode: &Inode<Self>) -> Result;
     /// Last reference to the inode is gone; free it on disk if unlinked.
     fn evict_inode(inode: &Inode<Self>);
+    /// Called first in eviction, before the mapping's DAX entries are
+    /// dropped and before `evict_inode`: wait until no page of the file is
+    /// pinned for DMA. The default does nothing.
+    fn evict_break_layouts(inode: &super::inode::Evicting<'_, Self>) {
+        let _ = inode;
+    }
 
     /// Looks `name` up in `dir` (i_rwsem of `dir` held shared).
     fn lookup(dir: &Inode<Self>, name: &[u8]) -> Result<Option<ARef<Inode<Self>>>>;
@@ -496,6 +502,8 @@ unsafe extern "C" fn dirty_inode<T: FileSystem>(inode: *mut bindings::inode, _fl
 unsafe extern "C" fn evict_inode<T: FileSystem>(inode: *mut bindings::inode) {
     // SAFETY: per this function's contract.
     let i = unsafe { Inode::<T>::from_raw(inode) };
+    // SAFETY: the VFS is evicting `i` and its mapping is still intact.
+    T::evict_break_layouts(&unsafe { super::inode::Evicting::new(i) });
     // SAFETY: drops the DAX entries of the mapping, as every DAX
     // filesystem's evict_inode does first.
     unsafe { bindings::truncate_inode_pages_final(&mut (*inode).i_data) };

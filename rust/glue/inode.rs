@@ -323,12 +323,65 @@ impl<T: FileSystem> InvalidateGuard<'_, T> {
     /// The first page of the mapping in `[start, end]` with an elevated
     /// refcount (pinned for DMA), after unmapping the range so that no new
     /// pin can be taken without faulting (and the fault waits for us).
+    /// Finds pins taken through mappings that are gone too (munmap while
+    /// the DMA is in flight), unlike 6.12's `dax_layout_busy_page_range`.
     pub(crate) fn busy_page(&self, start: u64, end: u64) -> Option<super::dax::BusyPage> {
+        // SAFETY: the invalidate lock is held, as the helper requires.
+        let p = unsafe {
+            bindings::rdaxfs_dax_busy_page_range(self.0.mapping(), start as i64, end as i64)
+        };
+        (!p.is_null()).then_some(super::dax::BusyPage(p))
+    }
+
+    /// TEST ONLY (`bug_busy_scan_mapped_only`): 6.12's own scan, which
+    /// returns nothing at once when no process maps the file.
+    pub(crate) fn busy_page_mapped_only(
+        &self,
+        start: u64,
+        end: u64,
+    ) -> Option<super::dax::BusyPage> {
         // SAFETY: the invalidate lock is held, as the function requires.
         let p = unsafe {
             bindings::dax_layout_busy_page_range(self.0.mapping(), start as i64, end as i64)
         };
         (!p.is_null()).then_some(super::dax::BusyPage(p))
+    }
+}
+
+/// An inode the VFS is evicting: no file, mapping or dentry refers to it
+/// any more, so nothing can map or pin a new page of it, and no lock is
+/// needed to scan its DAX entries. Only the evict trampoline makes one.
+pub(crate) struct Evicting<'a, T: FileSystem>(&'a Inode<T>);
+
+impl<'a, T: FileSystem> Evicting<'a, T> {
+    /// # Safety
+    /// `inode` is being evicted (called from `evict_inode`, before its
+    /// mapping is truncated).
+    pub(crate) unsafe fn new(inode: &'a Inode<T>) -> Self {
+        Self(inode)
+    }
+
+    /// The inode.
+    pub(crate) fn inode(&self) -> &'a Inode<T> {
+        self.0
+    }
+
+    /// A page of the file that is still pinned for DMA (the pin was taken
+    /// through a mapping that is gone now), if any.
+    pub(crate) fn busy_page(&self) -> Option<super::dax::BusyPage> {
+        // SAFETY: no user is left (the contract of `new`), which stands in
+        // for the invalidate lock the helper otherwise requires.
+        let p = unsafe { bindings::rdaxfs_dax_busy_page_range(self.0.mapping(), 0, i64::MAX) };
+        (!p.is_null()).then_some(super::dax::BusyPage(p))
+    }
+
+    /// Waits, uninterruptibly (eviction cannot fail), until `page` has no
+    /// extra reference. The pin holder needs nothing of this inode to let
+    /// go, so this ends when the DMA completes.
+    pub(crate) fn wait_page_idle(&self, page: super::dax::BusyPage) {
+        // SAFETY: `page` is a DAX page of this mapping, kept alive by its
+        // mapping entry (the mapping is truncated only after us).
+        unsafe { bindings::rdaxfs_wait_dax_page_idle_final(page.0) };
     }
 }
 

@@ -93,6 +93,16 @@ pub(crate) mod bugs {
         // SAFETY: reads a module parameter.
         unsafe { bindings::rdaxfs_inject_tx_error() }
     }
+    /// Look for pinned pages only while the file is mapped (6.12's scan).
+    pub(crate) fn busy_scan_mapped_only() -> bool {
+        // SAFETY: reads a module parameter.
+        unsafe { bindings::rdaxfs_bug_busy_scan_mapped_only() }
+    }
+    /// Evict inodes (unlink, unmount) without waiting for pinned pages.
+    pub(crate) fn evict_skip_wait() -> bool {
+        // SAFETY: reads a module parameter.
+        unsafe { bindings::rdaxfs_bug_evict_skip_wait() }
+    }
     /// Sleeps for the configured racy-window delay (0: no delay).
     pub(crate) fn delay() {
         // SAFETY: reads a module parameter and sleeps.

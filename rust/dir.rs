@@ -23,7 +23,14 @@ fn read_block(dir: &RInode, b: u64, buf: &mut [u8]) -> Result<u64> {
     let info = dir.sb().info();
     let phys = dir.info().map.lock().lookup(b).map(|(p, _)| p);
     let phys = phys.ok_or_else(|| info.corrupt(dir.sb(), "directory (hole)", dir.ino()))?;
-    info.dax.read(phys * BLOCK_SIZE_U64, buf)?;
+    info.dax.read(phys * BLOCK_SIZE_U64, buf).inspect_err(|_| {
+        pr_err!(
+            "{}: block {} of directory inode {} is unreadable (media error)\n",
+            dir.sb().id(),
+            b,
+            dir.ino()
+        )
+    })?;
     format::dir_check(buf).map_err(|_| info.corrupt(dir.sb(), "directory block", dir.ino()))?;
     Ok(phys)
 }

@@ -138,6 +138,28 @@ impl FileMap {
     }
 }
 
+/// What the record readers below return for metadata that reads fine but
+/// fails its checks; EIO from them means the media could not be read.
+fn bad() -> Error {
+    crate::glue::code::euclean()
+}
+
+/// The error for `what` of inode `ino` failing to load with `e`: a media
+/// error stays EIO (the DAX layer has logged the block), anything else is
+/// reported as corruption.
+fn load_error(sb: &Sb, what: &str, ino: u64, e: Error) -> Error {
+    if e == EIO {
+        pr_err!(
+            "{}: inode {}: {} unreadable (media error); returning EIO, run fsck.rdaxfs\n",
+            sb.id(),
+            ino,
+            what
+        );
+        return EIO;
+    }
+    sb.info().corrupt(sb, what, ino)
+}
+
 /// Byte offset of inode `ino`'s record on the device.
 fn record_offset(info: &SbInfo, ino: u64) -> Result<u64> {
     let (blk, off) = format::inode_location(&info.geo, ino).map_err(|_| EIO)?;
@@ -148,14 +170,14 @@ fn record_offset(info: &SbInfo, ino: u64) -> Result<u64> {
 pub(crate) fn read_record(info: &SbInfo, ino: u64) -> Result<format::Inode> {
     let mut buf = [0u8; INODE_SIZE];
     info.dax.read(record_offset(info, ino)?, &mut buf)?;
-    let d = format::Inode::decode(&buf, ino).map_err(|_| EIO)?;
-    d.check().map_err(|_| EIO)?;
+    let d = format::Inode::decode(&buf, ino).map_err(|_| bad())?;
+    d.check().map_err(|_| bad())?;
     Ok(d)
 }
 
 fn write_record(info: &SbInfo, ino: u64, d: &format::Inode) -> Result {
     let mut buf = [0u8; INODE_SIZE];
-    d.encode(&mut buf, ino).map_err(|_| EIO)?;
+    d.encode(&mut buf, ino).map_err(|_| bad())?;
     info.dax.write(record_offset(info, ino)?, &buf)?;
     info.dax.fence();
     Ok(())
@@ -171,23 +193,23 @@ fn load_extents(info: &SbInfo, ino: u64, d: &format::Inode, fm: &mut FileMap) ->
     let mut buf = KVec::from_elem(0u8, BLOCK_SIZE, GFP_KERNEL)?;
     while next != 0 && fm.ext.len() < total {
         if fm.overflow.len() as u64 > info.geo.block_count || next >= info.geo.block_count {
-            return Err(EIO);
+            return Err(bad());
         }
         info.dax.read(next * BLOCK_SIZE_U64, &mut buf)?;
-        let h = ExtentBlockHeader::decode(&buf, ino).map_err(|_| EIO)?;
+        let h = ExtentBlockHeader::decode(&buf, ino).map_err(|_| bad())?;
         fm.overflow.push(next, GFP_KERNEL)?;
         for i in 0..h.count as usize {
             fm.ext.push(
-                format::extent_block_entry(&buf, i).map_err(|_| EIO)?,
+                format::extent_block_entry(&buf, i).map_err(|_| bad())?,
                 GFP_KERNEL,
             )?;
         }
         next = h.next;
     }
     if fm.ext.len() != total {
-        return Err(EIO);
+        return Err(bad());
     }
-    format::extents_validate(&fm.ext, info.geo.data_start, info.geo.data_end()).map_err(|_| EIO)
+    format::extents_validate(&fm.ext, info.geo.data_start, info.geo.data_end()).map_err(|_| bad())
 }
 
 fn times_of(d: &format::Inode) -> Times {
@@ -207,14 +229,14 @@ pub(crate) fn iget(sb: &Sb, ino: u64) -> Result<ARef<RInode>> {
         Iget::Cached(i) => return Ok(i),
         Iget::New(n) => n,
     };
-    let d = read_record(info, ino).map_err(|_| info.corrupt(sb, "inode", ino))?;
+    let d = read_record(info, ino).map_err(|e| load_error(sb, "inode", ino, e))?;
     {
         let mut fm = new.info().map.lock();
-        load_extents(info, ino, &d, &mut fm).map_err(|_| info.corrupt(sb, "extent list", ino))?;
+        load_extents(info, ino, &d, &mut fm).map_err(|e| load_error(sb, "extent list", ino, e))?;
         fm.parent = d.parent;
         if d.is_symlink() {
             fm.link =
-                read_symlink(info, &fm, d.size).map_err(|_| info.corrupt(sb, "symlink", ino))?;
+                read_symlink(info, &fm, d.size).map_err(|e| load_error(sb, "symlink", ino, e))?;
         }
     }
     let link = new.info().map.lock().link.as_ptr();
@@ -235,12 +257,12 @@ pub(crate) fn iget(sb: &Sb, ino: u64) -> Result<ARef<RInode>> {
 }
 
 fn read_symlink(info: &SbInfo, fm: &FileMap, size: u64) -> Result<KVec<u8>> {
-    let (phys, _) = fm.lookup(0).ok_or(EIO)?;
+    let (phys, _) = fm.lookup(0).ok_or_else(bad)?;
     let mut t = KVec::from_elem(0u8, size as usize + 1, GFP_KERNEL)?;
     let n = size as usize;
     info.dax.read(phys * BLOCK_SIZE_U64, &mut t[..n])?;
     if t[..n].contains(&0) {
-        return Err(EIO);
+        return Err(bad());
     }
     Ok(t)
 }

@@ -6,6 +6,7 @@ mod badblocks;
 #[allow(clippy::precedence)]
 mod basic;
 mod bench;
+mod corrupt;
 mod crash;
 mod data;
 mod demo;
@@ -58,6 +59,7 @@ const TESTS: &[(&str, Test)] = &[
     ("fsx", fsx::fsx),
     ("pmd-ratio", pmd_ratio::pmd_ratio),
     ("badblocks", badblocks::badblocks),
+    ("corrupt-mount", corrupt::corrupt_mount),
 ];
 
 fn main() {

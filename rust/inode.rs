@@ -172,6 +172,12 @@ pub(crate) fn read_record(info: &SbInfo, ino: u64) -> Result<format::Inode> {
     info.dax.read(record_offset(info, ino)?, &mut buf)?;
     let d = format::Inode::decode(&buf, ino).map_err(|_| bad())?;
     d.check().map_err(|_| bad())?;
+    // Counts no inode on this device can reach: a corrupt record, not
+    // something to compute with (found by corrupt-mount: an orphan with
+    // `blocks` = 0x43b60667b75edd64 overflowed the i_blocks product).
+    if d.blocks > info.geo.block_count || u64::from(d.extent_count) > info.geo.block_count {
+        return Err(bad());
+    }
     Ok(d)
 }
 

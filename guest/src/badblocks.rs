@@ -5,7 +5,8 @@
 //! an address range scrub). With a bad data block of one file and bad
 //! metadata blocks (a directory block, an inode-table block):
 //! - the filesystem still mounts;
-//! - the file over the bad data block gives EIO, the others read fine;
+//! - the file over the bad data block gives EIO (SIGBUS through mmap), the
+//!   others read fine;
 //! - the directory / inode over bad metadata gives EIO and the kernel names
 //!   the block and the inode; nothing else is affected;
 //! - rewriting the bad block (a page-aligned write: DAX recovery write)
@@ -15,6 +16,7 @@
 //! - no Oops/BUG/WARNING.
 
 use std::fs;
+use std::os::fd::AsRawFd;
 use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::Path;
 
@@ -126,7 +128,13 @@ fn run_badblocks() -> TestResult {
         let seed = if i == 0 { 0 } else { 2 };
         check_file(&m.join(name), seed)?;
     }
-    let f = ctx(fs::File::open(m.join("b")), "open b")?;
+    let f = ctx(
+        fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(m.join("b")),
+        "open b",
+    )?;
     let mut buf = vec![0u8; BLOCK];
     ctx(f.read_exact_at(&mut buf, 0), "read b block 0 (good)")?;
     ensure!(check_pattern(&buf, 1, 0).is_none(), "b block 0 differs");
@@ -141,6 +149,23 @@ fn run_badblocks() -> TestResult {
         "reading all of b: expected EIO, got {:?}",
         r.map(|v| v.len())
     );
+    // A load from a mapping of the bad block: SIGBUS, not an oops; the
+    // good block of the same mapping reads fine.
+    let map = ctx(Mapping::shared(f.as_raw_fd(), FILE_BYTES), "mmap b")?;
+    ensure!(
+        map.get(0) == pattern_byte(1, 0),
+        "b block 0 via mmap differs"
+    );
+    let status = fork_wait(|| {
+        let _ = map.get(3 * BLOCK);
+        0
+    })?;
+    ensure!(
+        libc::WIFSIGNALED(status) && libc::WTERMSIG(status) == libc::SIGBUS,
+        "a load from b's bad block through mmap: child {}, expected SIGBUS",
+        describe_status(status)
+    );
+    drop(map);
     drop(f);
     ctx(fs::metadata(m.join("b")), "stat b")?;
     // Bad metadata: the directory and the inode give EIO with a message.

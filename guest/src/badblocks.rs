@@ -14,6 +14,11 @@
 //!   and refilling a file whose block was bad also reads back fine (blocks
 //!   are zeroed through the driver when allocated, which clears poison);
 //! - no Oops/BUG/WARNING.
+//!
+//! QEMU's NFIT NVDIMM cannot clear poison (no Clear Error command), so on
+//! it the rewrite checks are skipped (a probe in the unused journal area
+//! finds out). The bad-block list is dropped afterwards by rebinding the
+//! pmem driver, so later tests in the boot see a clean device.
 
 use std::fs;
 use std::os::fd::AsRawFd;
@@ -29,15 +34,29 @@ use crate::util::*;
 const BADBLOCKS: &str = "/sys/block/pmem0/badblocks";
 const FILE_BYTES: usize = 64 * 1024;
 
+/// A block of the (reserved, unused) journal area, where a bad block left
+/// behind harms nothing.
+const PROBE_BLOCK: u64 = 200;
+
 pub fn badblocks() -> TestResult {
     let _fx = Fixture::new()?;
-    let res = run_badblocks();
-    // Whatever happened, leave no bad blocks behind: writing the device
-    // through the block layer clears them.
+    let clears = can_clear_poison()?;
+    if !clears {
+        println!(
+            "badblocks: {PMEM} cannot clear poison (a write over bad block {PROBE_BLOCK} failed; QEMU's NFIT NVDIMM has no Clear Error command): the rewrite checks are skipped"
+        );
+        rebind()?;
+    }
+    let res = run_badblocks(clears);
+    // Whatever happened, leave no bad blocks behind: rebinding the pmem
+    // driver starts a fresh list (from the platform's scrub results: none
+    // under QEMU).
     umount_all(MNT);
     let left = fs::read_to_string(BADBLOCKS).unwrap_or_default();
     if !left.trim().is_empty() {
-        clear_bad_ranges(&left);
+        if let Err(e) = rebind() {
+            eprintln!("cleanup: {e}");
+        }
     }
     if let Err(e) = mkfs(PMEM, &[]) {
         eprintln!("cleanup: {e}");
@@ -45,7 +64,7 @@ pub fn badblocks() -> TestResult {
     res
 }
 
-fn run_badblocks() -> TestResult {
+fn run_badblocks(clears: bool) -> TestResult {
     ensure!(
         fs::read_to_string(BADBLOCKS).is_ok_and(|s| s.trim().is_empty()),
         "{BADBLOCKS} is not empty before the test"
@@ -210,6 +229,12 @@ fn run_badblocks() -> TestResult {
     ctx(fs::metadata(m.join("many/f0")), "stat many/f0")?;
     ctx(fs::read_dir(m.join("many")), "readdir many")?;
 
+    if !clears {
+        ctx(umount(MNT), "umount")?;
+        let p = kernel_problems(&mark);
+        ensure!(p.is_empty(), "kernel problems:\n{}", p.join("\n"));
+        return Ok(());
+    }
     // Rewriting the bad block of b (a whole page) clears the poison.
     let f = ctx(
         fs::OpenOptions::new().write(true).open(m.join("b")),
@@ -269,6 +294,19 @@ fn run_badblocks() -> TestResult {
     Ok(())
 }
 
+/// Marks the probe block bad and writes over it: true if that cleared it
+/// (legacy e820 pmem "clears" by dropping the record; an NVDIMM needs the
+/// platform's Clear Error command).
+fn can_clear_poison() -> Result<bool, String> {
+    ctx(
+        fs::write(BADBLOCKS, format!("{} 8\n", PROBE_BLOCK * 8)),
+        "add the probe bad block",
+    )?;
+    let wrote = dev_write_block(PMEM, PROBE_BLOCK, &[0u8; BLOCK]).is_ok();
+    let left = fs::read_to_string(BADBLOCKS).unwrap_or_default();
+    Ok(wrote && left.trim().is_empty())
+}
+
 fn write_file(p: &Path, seed: u64) -> TestResult {
     let mut data = vec![0u8; FILE_BYTES];
     fill_pattern(&mut data, seed, 0);
@@ -289,20 +327,37 @@ fn check_file(p: &Path, seed: u64) -> TestResult {
     }
 }
 
-/// Clears listed bad ranges ("sector len" lines) by writing zeroes over
-/// them through the block layer (the pmem driver clears poison on write).
-fn clear_bad_ranges(list: &str) {
-    for l in list.lines() {
-        let mut it = l.split_whitespace().map(|w| w.parse::<u64>().unwrap_or(0));
-        let (Some(s), Some(n)) = (it.next(), it.next()) else {
-            continue;
-        };
-        let first = s / 8;
-        let last = (s + n.max(1) - 1) / 8;
-        for blk in first..=last {
-            if let Err(e) = dev_write_block(PMEM, blk, &[0u8; BLOCK]) {
-                eprintln!("cleanup: {e}");
-            }
+/// Unbinds and rebinds the pmem driver of /dev/pmem0, which drops its
+/// bad-block list, and waits for the device to come back.
+fn rebind() -> TestResult {
+    let link = ctx(
+        fs::read_link("/sys/block/pmem0/device"),
+        "/sys/block/pmem0/device",
+    )?;
+    let dev = link
+        .file_name()
+        .and_then(|n| n.to_str())
+        .ok_or("no nd device behind pmem0")?
+        .to_string();
+    let drv = "/sys/bus/nd/drivers/nd_pmem";
+    ctx(
+        fs::write(format!("{drv}/unbind"), &dev),
+        format!("unbind {dev}"),
+    )?;
+    ctx(
+        fs::write(format!("{drv}/bind"), &dev),
+        format!("bind {dev}"),
+    )?;
+    for _ in 0..50 {
+        if Path::new(PMEM).exists() && fs::read_to_string(BADBLOCKS).is_ok() {
+            let left = fs::read_to_string(BADBLOCKS).unwrap_or_default();
+            ensure!(
+                left.trim().is_empty(),
+                "{BADBLOCKS} after rebinding {dev}: {left}"
+            );
+            return Ok(());
         }
+        std::thread::sleep(std::time::Duration::from_millis(100));
     }
+    Err(format!("{PMEM} did not come back after rebinding {dev}"))
 }

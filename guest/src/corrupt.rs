@@ -20,7 +20,9 @@
 //! Environment: `RDAXFS_CORRUPT_N` images (default 150, the fast subset of
 //! `make check`; `make corrupt-mount N=2000` runs more),
 //! `RDAXFS_CORRUPT_SEED` (default 1; each image's seed is printed in the
-//! kernel log before it is mounted, so a hang names its image).
+//! kernel log before it is mounted, so a hang names its image),
+//! `RDAXFS_CORRUPT_MAX` (mutations per image: default 2, i.e. one, or two
+//! in a quarter of the images; above 2, 1 to that many).
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -76,6 +78,7 @@ const TARGETS: [Target; 7] = [
 pub fn corrupt_mount() -> TestResult {
     let n = env_u64("RDAXFS_CORRUPT_N", 150);
     let seed = env_u64("RDAXFS_CORRUPT_SEED", 1);
+    let max_mut = env_u64("RDAXFS_CORRUPT_MAX", 2);
     let _fx = Fixture::new()?;
     umount_all(MNT);
     let (base, lay) = base_image(seed)?;
@@ -120,13 +123,16 @@ pub fn corrupt_mount() -> TestResult {
         let iseed = seed.wrapping_mul(1_000_003).wrapping_add(i);
         let mut rng = Rng::new(iseed);
         let mut img = base.clone();
-        let (target, desc) = mutate(&mut img, &lay, &mut rng);
-        let desc = if rng.below(4) == 0 {
-            let (_, d2) = mutate(&mut img, &lay, &mut rng);
-            format!("{desc} + {d2}")
+        let (target, mut desc) = mutate(&mut img, &lay, &mut rng);
+        let more = if max_mut > 2 {
+            rng.below(max_mut)
         } else {
-            desc
+            u64::from(rng.below(4) == 0)
         };
+        for _ in 0..more {
+            let (_, d2) = mutate(&mut img, &lay, &mut rng);
+            desc = format!("{desc} + {d2}");
+        }
         write_image(&dev, &img)?;
         let what = format!("corrupt-mount image {i} seed {iseed}: {desc}");
         let mark = dmesg_mark(&what);

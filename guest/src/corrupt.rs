@@ -119,6 +119,7 @@ pub fn corrupt_mount() -> TestResult {
     let mut per_target: BTreeMap<Target, (u64, u64)> = BTreeMap::new();
     let mut silent = Vec::new();
     let mut walk_errors = 0u64;
+    let mut quiet_walks = Vec::new();
     for i in 0..n {
         let iseed = seed.wrapping_mul(1_000_003).wrapping_add(i);
         let mut rng = Rng::new(iseed);
@@ -146,6 +147,22 @@ pub fn corrupt_mount() -> TestResult {
                 if let Err(e) = umount(MNT) {
                     umount_all(MNT);
                     return Err(format!("{what}: umount failed: {e}"));
+                }
+                // A walk that hit errors should find the reason in the log
+                // (beyond the mount/unmount/orphan lines); listed, not fatal.
+                if w.errors > 0 {
+                    let said = dmesg_since(&mark).iter().any(|l| {
+                        l.contains("rdaxfs")
+                            && !l.contains(": mounted (")
+                            && !l.contains(": unmounted;")
+                            && !l.contains("reclaiming orphan")
+                    });
+                    if !said {
+                        quiet_walks.push(format!(
+                            "{what}: {}",
+                            w.first_error.clone().unwrap_or_default()
+                        ));
+                    }
                 }
             }
             Err(e) => {
@@ -181,6 +198,18 @@ pub fn corrupt_mount() -> TestResult {
     );
     for (t, (m, r)) in &per_target {
         println!("corrupt-mount:   {t:?}: {m} mounted, {r} refused");
+    }
+    println!(
+        "corrupt-mount: {} mounted images gave errors to the walk with no kernel message{}",
+        quiet_walks.len(),
+        if quiet_walks.is_empty() {
+            ""
+        } else {
+            ", e.g.:"
+        }
+    );
+    for q in quiet_walks.iter().take(10) {
+        println!("corrupt-mount:   {q}");
     }
     ensure!(
         silent.is_empty(),

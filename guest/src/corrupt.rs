@@ -9,8 +9,8 @@
 //! /dev/pmem0 and mounts it. An image that mounts is walked (readdir
 //! everything, stat, read every file and link, then create, mkdir, write,
 //! truncate, rename and unlink a few) and unmounted. Every round must leave
-//! no Oops/BUG/WARNING/panic in the kernel log, and every refused mount
-//! must have logged why.
+//! no Oops/BUG/WARNING/panic in the kernel log, every refused mount must
+//! have logged why, and so must every walk that met an error.
 //!
 //! Mutations: raw byte flips (the checksums must catch them), field sets to
 //! boundary values with the checksum recomputed (the validation behind the
@@ -148,8 +148,8 @@ pub fn corrupt_mount() -> TestResult {
                     umount_all(MNT);
                     return Err(format!("{what}: umount failed: {e}"));
                 }
-                // A walk that hit errors should find the reason in the log
-                // (beyond the mount/unmount/orphan lines); listed, not fatal.
+                // A walk that hit errors must find the reason in the log
+                // (beyond the mount/unmount/orphan lines).
                 if w.errors > 0 {
                     let said = dmesg_since(&mark).iter().any(|l| {
                         l.contains("rdaxfs")
@@ -211,6 +211,11 @@ pub fn corrupt_mount() -> TestResult {
     for q in quiet_walks.iter().take(10) {
         println!("corrupt-mount:   {q}");
     }
+    ensure!(
+        quiet_walks.is_empty(),
+        "{} mounted images gave the walk errors with no kernel message",
+        quiet_walks.len()
+    );
     ensure!(
         silent.is_empty(),
         "{} refused mounts left no kernel message:\n{}",

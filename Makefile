@@ -15,7 +15,7 @@ BINDIR := $(TOP)/target/$(MUSL)/release
 KTREE   = $(or $(KDIR),$$(cat $(BUILD)/kdir))
 PMEM   ?= memmap
 
-.PHONY: all setup kernel module tools guest-bins initramfs run shell check clean
+.PHONY: all setup kernel module tools guest-bins initramfs run shell check clean corrupt-mount
 
 all: module tools
 
@@ -47,6 +47,19 @@ run: initramfs
 shell: initramfs
 	scripts/guest.sh --kernel $(KTREE)/arch/x86/boot/bzImage --initrd $(BUILD)/initramfs.cpio.gz \
 	  --pmem $(PMEM) --image $(BUILD)/nvdimm-run.img --tests demo,shell --interactive
+
+# The corrupted-image mount test at full length (make check runs 150 images):
+#   make corrupt-mount [N=2000] [SEED=1] [MAX=2 (mutations per image)]
+N    ?= 2000
+SEED ?= 1
+MAX  ?= 2
+corrupt-mount: initramfs
+	scripts/guest.sh --kernel $(KTREE)/arch/x86/boot/bzImage --initrd $(BUILD)/initramfs.cpio.gz \
+	  --pmem memmap --smp 2 --tests corrupt-mount --env RDAXFS_CORRUPT_N=$(N) --env RDAXFS_CORRUPT_SEED=$(SEED) --env RDAXFS_CORRUPT_MAX=$(MAX) \
+	  --timeout $$(( 600 + $(N) )) --log $(BUILD)/corrupt-mount.log > /dev/null
+	@grep -E '^corrupt-mount|RDAXFS-TEST|FAIL' $(BUILD)/corrupt-mount.log
+	@scripts/logscan.sh $(BUILD)/corrupt-mount.log
+	@grep -q 'RDAXFS-TEST: corrupt-mount PASS' $(BUILD)/corrupt-mount.log
 
 check: setup kernel
 	@scripts/check.sh

@@ -11,6 +11,7 @@
 #include <linux/pagemap.h>
 #include <linux/wait_bit.h>
 #include <linux/xarray.h>
+#include <linux/uaccess.h>
 #include "helpers.h"
 
 void rdaxfs_inode_lock(struct inode *inode) { inode_lock(inode); }
@@ -214,6 +215,8 @@ void rdaxfs_seq_puts(struct seq_file *m, const char *s) { seq_puts(m, s); }
 void rdaxfs_pmem_copy_to(void *dst, const void *src, size_t len) { memcpy_flushcache(dst, src, len); }
 void rdaxfs_pmem_copy_from(void *dst, const void *src, size_t len) { memcpy(dst, src, len); }
 void rdaxfs_pmem_fence(void) { pmem_wmb(); }
+/* Metadata reads: a machine check on poison returns the bytes not copied. */
+unsigned long rdaxfs_copy_mc(void *dst, const void *src, size_t len) { return copy_mc_to_kernel(dst, src, len); }
 void rdaxfs_delay_us(unsigned int us) { if (us) usleep_range(us, us + us / 4 + 1); }
 void rdaxfs_set_dax_inode(struct inode *inode) { inode->i_flags |= S_DAX; }
 bool rdaxfs_dir_emit_dots(struct file *file, struct dir_context *ctx) { return dir_emit_dots(file, ctx); }

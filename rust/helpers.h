@@ -97,6 +97,7 @@ void rdaxfs_seq_puts(struct seq_file *m, const char *s);
 void rdaxfs_pmem_copy_to(void *dst, const void *src, size_t len);
 void rdaxfs_pmem_copy_from(void *dst, const void *src, size_t len);
 void rdaxfs_pmem_fence(void);
+unsigned long rdaxfs_copy_mc(void *dst, const void *src, size_t len);
 void rdaxfs_delay_us(unsigned int us);
 void rdaxfs_set_dax_inode(struct inode *inode);
 bool rdaxfs_dir_emit_dots(struct file *file, struct dir_context *ctx);

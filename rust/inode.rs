@@ -252,6 +252,28 @@ impl FileMap {
     }
 }
 
+/// What the record readers below return for metadata that reads fine but
+/// fails its checks; EIO from them means the media could not be read.
+fn bad() -> Error {
+    crate::glue::code::euclean()
+}
+
+/// The error for `what` of inode `ino` failing to load with `e`: a media
+/// error stays EIO (the DAX layer has logged the block), anything else is
+/// reported as corruption.
+fn load_error(sb: &Sb, what: &str, ino: u64, e: Error) -> Error {
+    if e == EIO {
+        pr_err!(
+            "{}: inode {}: {} unreadable (media error); returning EIO, run fsck.rdaxfs\n",
+            sb.id(),
+            ino,
+            what
+        );
+        return EIO;
+    }
+    sb.info().corrupt(sb, what, ino)
+}
+
 /// Byte offset of inode `ino`'s record on the device.
 pub(crate) fn record_offset(info: &SbInfo, ino: u64) -> Result<u64> {
     let (blk, off) = format::inode_location(&info.geo, ino).map_err(|_| EIO)?;
@@ -262,8 +284,14 @@ pub(crate) fn record_offset(info: &SbInfo, ino: u64) -> Result<u64> {
 pub(crate) fn read_record(info: &SbInfo, ino: u64) -> Result<format::Inode> {
     let mut buf = [0u8; INODE_SIZE];
     info.dax.read(record_offset(info, ino)?, &mut buf)?;
-    let d = format::Inode::decode(&buf, ino).map_err(|_| EIO)?;
-    d.check().map_err(|_| EIO)?;
+    let d = format::Inode::decode(&buf, ino).map_err(|_| bad())?;
+    d.check().map_err(|_| bad())?;
+    // Counts no inode on this device can reach: a corrupt record, not
+    // something to compute with (found by corrupt-mount: an orphan with
+    // `blocks` = 0x43b60667b75edd64 overflowed the i_blocks product).
+    if d.blocks > info.geo.block_count || u64::from(d.extent_count) > info.geo.block_count {
+        return Err(bad());
+    }
     Ok(d)
 }
 
@@ -278,14 +306,14 @@ fn load_extents(info: &SbInfo, ino: u64, d: &format::Inode, fm: &mut FileMap) ->
     let mut dense = true;
     while next != 0 && fm.ext.len() < total {
         if fm.overflow.len() as u64 > info.geo.block_count || next >= info.geo.block_count {
-            return Err(EIO);
+            return Err(bad());
         }
         info.dax.read(next * BLOCK_SIZE_U64, &mut buf)?;
-        let h = ExtentBlockHeader::decode(&buf, ino).map_err(|_| EIO)?;
+        let h = ExtentBlockHeader::decode(&buf, ino).map_err(|_| bad())?;
         fm.overflow.push(next, GFP_KERNEL)?;
         for i in 0..h.count as usize {
             fm.ext.push(
-                format::extent_block_entry(&buf, i).map_err(|_| EIO)?,
+                format::extent_block_entry(&buf, i).map_err(|_| bad())?,
                 GFP_KERNEL,
             )?;
         }
@@ -293,13 +321,13 @@ fn load_extents(info: &SbInfo, ino: u64, d: &format::Inode, fm: &mut FileMap) ->
         next = h.next;
     }
     if fm.ext.len() != total {
-        return Err(EIO);
+        return Err(bad());
     }
     fm.mapped = fm.ext.iter().map(|e| u64::from(e.len)).sum();
     // A chain packed differently (another writer's layout) is rewritten
     // whole the first time it changes.
     fm.dirty_from = if dense { CLEAN } else { 0 };
-    format::extents_validate(&fm.ext, info.geo.data_start, info.geo.data_end()).map_err(|_| EIO)
+    format::extents_validate(&fm.ext, info.geo.data_start, info.geo.data_end()).map_err(|_| bad())
 }
 
 fn times_of(d: &format::Inode) -> Times {
@@ -319,7 +347,7 @@ pub(crate) fn iget(sb: &Sb, ino: u64) -> Result<ARef<RInode>> {
         Iget::Cached(i) => return Ok(i),
         Iget::New(n) => n,
     };
-    let d = read_record(info, ino).map_err(|_| info.corrupt(sb, "inode", ino))?;
+    let d = read_record(info, ino).map_err(|e| load_error(sb, "inode", ino, e))?;
     if d.nlink > crate::namei::LINK_MAX {
         return Err(info.corrupt(sb, "inode (link count above the maximum)", ino));
     }
@@ -331,12 +359,12 @@ pub(crate) fn iget(sb: &Sb, ino: u64) -> Result<ARef<RInode>> {
     }
     {
         let mut fm = new.info().map.lock();
-        load_extents(info, ino, &d, &mut fm).map_err(|_| info.corrupt(sb, "extent list", ino))?;
+        load_extents(info, ino, &d, &mut fm).map_err(|e| load_error(sb, "extent list", ino, e))?;
         fm.parent = d.parent;
         fm.on_disk = true;
         if d.is_symlink() {
             fm.link =
-                read_symlink(info, &fm, d.size).map_err(|_| info.corrupt(sb, "symlink", ino))?;
+                read_symlink(info, &fm, d.size).map_err(|e| load_error(sb, "symlink", ino, e))?;
         }
     }
     let link = new.info().map.lock().link.as_ptr();
@@ -357,12 +385,12 @@ pub(crate) fn iget(sb: &Sb, ino: u64) -> Result<ARef<RInode>> {
 }
 
 fn read_symlink(info: &SbInfo, fm: &FileMap, size: u64) -> Result<KVec<u8>> {
-    let (phys, _) = fm.lookup(0).ok_or(EIO)?;
+    let (phys, _) = fm.lookup(0).ok_or_else(bad)?;
     let mut t = KVec::from_elem(0u8, size as usize + 1, GFP_KERNEL)?;
     let n = size as usize;
     info.dax.read(phys * BLOCK_SIZE_U64, &mut t[..n])?;
     if t[..n].contains(&0) {
-        return Err(EIO);
+        return Err(bad());
     }
     Ok(t)
 }

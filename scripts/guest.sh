@@ -2,11 +2,12 @@
 # Boot the guest kernel under QEMU (TCG) with pmem and run tests in it.
 # Usage: guest.sh --kernel BZIMAGE --initrd CPIO --pmem memmap|nvdimm
 #                 [--tests a,b,c] [--smp N] [--timeout SECONDS] [--log FILE]
-#                 [--image FILE] [--interactive]
+#                 [--image FILE] [--interactive] [--env NAME=VALUE]...
 # With --pmem nvdimm the device is backed by --image (created if missing),
-# which the host can inspect after the guest stops.
+# which the host can inspect after the guest stops. --env passes a variable
+# to the guest's init (and so to the tests) on the kernel command line.
 set -euo pipefail
-kernel= initrd= pmem=memmap tests=demo smp=2 timeout=600 log=/dev/null image= interactive=0
+kernel= initrd= pmem=memmap tests=demo smp=2 timeout=600 log=/dev/null image= interactive=0 env=
 while [ $# -gt 0 ]; do
   case "$1" in
     --kernel) kernel=$2; shift ;;
@@ -18,11 +19,13 @@ while [ $# -gt 0 ]; do
     --log) log=$2; shift ;;
     --image) image=$2; shift ;;
     --interactive) interactive=1 ;;
+    --env) env="$env $2"; shift ;;
     *) echo "guest.sh: unknown option $1" >&2; exit 2 ;;
   esac
   shift
 done
 append="console=ttyS0 panic=-1 oops=panic softlockup_panic=0 rdaxfs.pmem=$pmem rdaxfs.tests=$tests"
+append="$append$env"
 # /dev/nullb0 completes I/O 200 ms late: O_DIRECT into it holds pages pinned.
 append="$append null_blk.irqmode=2 null_blk.completion_nsec=200000000 null_blk.nr_devices=1"
 args=(-cpu max -smp "$smp" -nographic -no-reboot -kernel "$kernel" -initrd "$initrd")

@@ -6,14 +6,15 @@ use kernel::prelude::*;
 
 const PAGE_SHIFT: u32 = 12;
 
-/// The fsdax device of a mount, mapped for the kernel once at mount.
+/// The fsdax device of a mount. Nothing is mapped for good: every access
+/// asks the driver for the pages it touches (`dax_direct_access` per range),
+/// so a bad block elsewhere on the device (the driver refuses any range that
+/// holds one) only fails the accesses that cover it.
 pub(crate) struct DaxDev {
     dev: *mut bindings::dax_device,
     /// Byte offset of the block device (partition) within the DAX device.
     part_off: u64,
-    /// Kernel mapping of the whole block device.
-    kaddr: *mut u8,
-    /// Bytes reachable through `kaddr`.
+    /// Bytes of the block device.
     len: u64,
 }
 
@@ -27,9 +28,26 @@ unsafe impl Sync for DaxDev {}
 /// A page the mapping still references with an elevated refcount.
 pub(crate) struct BusyPage(pub(crate) *mut bindings::page);
 
+/// `dax_direct_access` result for a range holding a known bad block.
+const HWPOISON: isize = -(kernel::bindings::EHWPOISON as isize);
+
+const PAGE: u64 = 1 << PAGE_SHIFT;
+
+/// How a metadata access failed, for the kernel message.
+#[derive(Clone, Copy)]
+enum MediaFault {
+    /// The driver lists a bad block in the range (badblocks).
+    BadBlock,
+    /// The copy took a machine check (poison not known to the driver yet).
+    MachineCheck,
+    /// The driver refused the range for another reason (errno).
+    Driver(isize),
+}
+
 impl DaxDev {
-    /// Looks up and maps the DAX device of `bdev`; `None` if the device
-    /// cannot do DAX or cannot be mapped whole.
+    /// Looks up the DAX device of `bdev`; `None` if the device cannot do
+    /// DAX at all. Bad blocks do not make this fail: they fail only the
+    /// accesses that cover them.
     ///
     /// # Safety
     /// `bdev` is an open block device that outlives the returned value.
@@ -47,38 +65,28 @@ impl DaxDev {
         if dev.is_null() {
             return None;
         }
-        let mut d = Self {
+        let d = Self {
             dev,
             part_off,
-            kaddr: core::ptr::null_mut(),
-            len: 0,
+            len: bytes,
         };
-        let pages = (bytes >> PAGE_SHIFT) as isize;
-        let mut kaddr: *mut ffi::c_void = core::ptr::null_mut();
-        // SAFETY: `dev` is a live DAX device; the read lock keeps it from
-        // going away during the call.
-        let got = unsafe {
-            let id = bindings::dax_read_lock();
-            let r = bindings::dax_direct_access(
-                dev,
-                (part_off >> PAGE_SHIFT) as usize,
-                pages,
-                bindings::dax_access_mode_DAX_ACCESS,
-                &mut kaddr,
-                core::ptr::null_mut(),
-            );
-            bindings::dax_read_unlock(id);
-            r
-        };
-        if got < pages || kaddr.is_null() {
-            pr_err!("DAX device maps {} of {} pages contiguously\n", got, pages);
-            return None; // `d` drops the device reference
+        // Probe the last page: a device the driver cannot map (other than
+        // for a bad block there) cannot be used.
+        if bytes >= PAGE {
+            let last = (bytes >> PAGE_SHIFT) - 1;
+            let r = d.map_pages(last, 1, |_, _| Ok(()));
+            if let Err(MediaFault::Driver(e)) = r {
+                pr_err!(
+                    "DAX device does not map page {} of {} (error {}); cannot mount\n",
+                    last,
+                    bytes >> PAGE_SHIFT,
+                    e
+                );
+                return None; // `d` drops the device reference
+            }
         }
-        d.kaddr = kaddr.cast();
-        d.len = bytes;
         Some(d)
     }
-
     pub(crate) fn raw(&self) -> *mut bindings::dax_device {
         self.dev
     }
@@ -95,36 +103,192 @@ impl DaxDev {
         }
     }
 
-    /// Copies `buf.len()` bytes at device offset `off` into `buf`.
-    pub(crate) fn read(&self, off: u64, buf: &mut [u8]) -> Result {
-        self.check(off, buf.len())?;
-        // SAFETY: the range is inside the mapping (checked); `buf` is ours.
-        unsafe {
-            let id = bindings::dax_read_lock();
-            bindings::rdaxfs_pmem_copy_from(
-                buf.as_mut_ptr().cast(),
-                self.kaddr.add(off as usize).cast(),
-                buf.len(),
-            );
-            bindings::dax_read_unlock(id);
+    /// Runs `f(kaddr, pages)` over the kernel mappings of device pages
+    /// `first .. first + count` (block-device page numbers), in as few
+    /// pieces as the driver hands out, under the DAX read lock. A range
+    /// holding a bad block fails with [`MediaFault::BadBlock`].
+    fn map_pages(
+        &self,
+        first: u64,
+        count: u64,
+        mut f: impl FnMut(*mut u8, u64) -> core::result::Result<(), MediaFault>,
+    ) -> core::result::Result<(), MediaFault> {
+        let (mut pg, end) = (first, first + count);
+        while pg < end {
+            let mut kaddr: *mut ffi::c_void = core::ptr::null_mut();
+            // SAFETY: `dev` is live while `self` is; the read lock keeps the
+            // device from going away while `kaddr` is used by `f`.
+            let id = unsafe { bindings::dax_read_lock() };
+            // SAFETY: as above; the page range is inside the device
+            // (callers check it against `len`).
+            let got = unsafe {
+                bindings::dax_direct_access(
+                    self.dev,
+                    ((self.part_off >> PAGE_SHIFT) + pg) as usize,
+                    (end - pg) as isize,
+                    bindings::dax_access_mode_DAX_ACCESS,
+                    &mut kaddr,
+                    core::ptr::null_mut(),
+                )
+            };
+            let r = if got == HWPOISON {
+                Err(MediaFault::BadBlock)
+            } else if got <= 0 || kaddr.is_null() {
+                Err(MediaFault::Driver(got.min(0)))
+            } else {
+                let n = (got as u64).min(end - pg);
+                let r = f(kaddr.cast(), n);
+                pg += n;
+                r
+            };
+            // SAFETY: pairs with the lock above.
+            unsafe { bindings::dax_read_unlock(id) };
+            r?;
         }
         Ok(())
     }
 
+    /// Logs a media error on metadata at bytes `off .. off + len`.
+    fn report(&self, what: &str, off: u64, len: usize, fault: MediaFault) {
+        let block = off >> PAGE_SHIFT;
+        match fault {
+            MediaFault::BadBlock => pr_err!(
+                "media error: bad block {} (bytes {}..{}) while {} metadata; returning EIO, run fsck.rdaxfs\n",
+                block,
+                off,
+                off + len as u64,
+                what
+            ),
+            MediaFault::MachineCheck => pr_err!(
+                "media error: machine check at block {} (bytes {}..{}) while {} metadata; returning EIO, run fsck.rdaxfs\n",
+                block,
+                off,
+                off + len as u64,
+                what
+            ),
+            MediaFault::Driver(e) => pr_err!(
+                "DAX device refused block {} (error {}) while {} metadata; returning EIO\n",
+                block,
+                e,
+                what
+            ),
+        }
+    }
+
+    /// Copies `buf.len()` bytes at device offset `off` into `buf`, with the
+    /// machine-check-safe copy: poisoned or bad metadata gives EIO (and a
+    /// kernel message naming the block), never a machine check.
+    pub(crate) fn read(&self, off: u64, buf: &mut [u8]) -> Result {
+        self.check(off, buf.len())?;
+        if buf.is_empty() {
+            return Ok(());
+        }
+        let first = off >> PAGE_SHIFT;
+        let last = (off + buf.len() as u64 - 1) >> PAGE_SHIFT;
+        let mut done = 0usize;
+        let r = self.map_pages(first, last - first + 1, |kaddr, pages| {
+            // Bytes of `buf` inside these pages.
+            let skip = if done == 0 { off & (PAGE - 1) } else { 0 };
+            let n = ((pages << PAGE_SHIFT) - skip).min((buf.len() - done) as u64) as usize;
+            // SAFETY: `kaddr + skip .. + n` lies in the pages just mapped;
+            // `buf[done..done + n]` is ours.
+            let left = unsafe {
+                bindings::rdaxfs_copy_mc(
+                    buf.as_mut_ptr().add(done).cast(),
+                    kaddr.add(skip as usize).cast(),
+                    n,
+                )
+            };
+            if left != 0 {
+                return Err(MediaFault::MachineCheck);
+            }
+            done += n;
+            Ok(())
+        });
+        r.map_err(|fault| {
+            self.report("reading", off, buf.len(), fault);
+            EIO
+        })
+    }
+
     /// Writes `buf` at device offset `off` with cache-bypassing stores.
-    /// Durable once [`DaxDev::fence`] returns.
+    /// Durable once [`DaxDev::fence`] returns. A write of whole pages over
+    /// a bad block clears the poison first (as a DAX recovery write does);
+    /// a partial write there fails with EIO, since the rest of the page
+    /// cannot be read back.
     pub(crate) fn write(&self, off: u64, buf: &[u8]) -> Result {
         self.check(off, buf.len())?;
-        // SAFETY: the range is inside the mapping (checked); callers hold the
-        // lock that owns these metadata bytes.
-        unsafe {
-            let id = bindings::dax_read_lock();
-            bindings::rdaxfs_pmem_copy_to(
-                self.kaddr.add(off as usize).cast(),
-                buf.as_ptr().cast(),
-                buf.len(),
-            );
-            bindings::dax_read_unlock(id);
+        if buf.is_empty() {
+            return Ok(());
+        }
+        let first = off >> PAGE_SHIFT;
+        let last = (off + buf.len() as u64 - 1) >> PAGE_SHIFT;
+        let whole = off & (PAGE - 1) == 0 && buf.len() as u64 & (PAGE - 1) == 0;
+        let copy = |done: &mut usize, kaddr: *mut u8, pages: u64| {
+            let skip = if *done == 0 { off & (PAGE - 1) } else { 0 };
+            let n = ((pages << PAGE_SHIFT) - skip).min((buf.len() - *done) as u64) as usize;
+            // SAFETY: `kaddr + skip .. + n` lies in the pages just mapped;
+            // callers hold the lock that owns these metadata bytes.
+            unsafe {
+                bindings::rdaxfs_pmem_copy_to(
+                    kaddr.add(skip as usize).cast(),
+                    buf.as_ptr().add(*done).cast(),
+                    n,
+                )
+            };
+            *done += n;
+        };
+        let mut done = 0usize;
+        let mut r = self.map_pages(first, last - first + 1, |k, p| {
+            copy(&mut done, k, p);
+            Ok(())
+        });
+        if let (Err(MediaFault::BadBlock), true) = (r, whole) {
+            // Clear the poison of the pages not yet written by zeroing them
+            // through the driver, then write them.
+            let from = first + (done as u64 >> PAGE_SHIFT);
+            r = self.zero_pages(from, last + 1 - from).and_then(|()| {
+                self.map_pages(from, last + 1 - from, |k, p| {
+                    copy(&mut done, k, p);
+                    Ok(())
+                })
+            });
+            if r.is_ok() {
+                pr_warn!(
+                    "cleared media error in metadata blocks {}..={} by rewriting them\n",
+                    from,
+                    last
+                );
+            }
+        }
+        r.map_err(|fault| {
+            self.report("writing", off, buf.len(), fault);
+            EIO
+        })
+    }
+
+    /// Zeroes pages `first .. first + count` through the driver, which
+    /// clears known poison on them.
+    fn zero_pages(&self, first: u64, count: u64) -> core::result::Result<(), MediaFault> {
+        let base = self.part_off >> PAGE_SHIFT;
+        for pg in base + first..base + first + count {
+            // A multi-GiB allocation zeroes for a long time (with the
+            // inode's allocation lock held, a sleeping mutex): let others
+            // run every 2 MiB.
+            if (pg - base - first) % 512 == 511 {
+                super::cond_resched();
+            }
+            // SAFETY: the page is inside the device (callers check);
+            // dax_zero_page_range zeroes one page per call in 6.12.
+            let r = unsafe {
+                let id = bindings::dax_read_lock();
+                let r = bindings::dax_zero_page_range(self.dev, pg as usize, 1);
+                bindings::dax_read_unlock(id);
+                r
+            };
+            if r != 0 {
+                return Err(MediaFault::Driver(r as isize));
+            }
         }
         Ok(())
     }
@@ -140,24 +304,10 @@ impl DaxDev {
     /// device (which also clears poison), durably.
     pub(crate) fn zero_blocks(&self, block: u64, count: u64) -> Result {
         self.check(block << PAGE_SHIFT, (count << PAGE_SHIFT) as usize)?;
-        let first = (self.part_off >> PAGE_SHIFT) + block;
-        for pg in first..first + count {
-            // A multi-GiB allocation zeroes for a long time (with the
-            // inode's allocation lock held, a sleeping mutex): let others
-            // run every 2 MiB.
-            if (pg - first) % 512 == 511 {
-                super::cond_resched();
-            }
-            // SAFETY: the page is inside the device (checked above);
-            // dax_zero_page_range zeroes one page per call in 6.12.
-            let r = unsafe {
-                let id = bindings::dax_read_lock();
-                let r = bindings::dax_zero_page_range(self.dev, pg as usize, 1);
-                bindings::dax_read_unlock(id);
-                r
-            };
-            kernel::error::to_result(r)?;
-        }
+        self.zero_pages(block, count).map_err(|fault| match fault {
+            MediaFault::Driver(e) => Error::from_errno(e as i32),
+            _ => EIO,
+        })?;
         self.fence();
         Ok(())
     }

@@ -467,7 +467,7 @@ impl<T: FileSystem> NewInode<T> {
             bindings::set_nlink(raw, p.nlink);
             bindings::rdaxfs_i_size_write(raw, p.size as i64);
             bindings::rdaxfs_inode_set_times(raw, p.times.sec.as_ptr(), p.times.nsec.as_ptr());
-            (*raw).i_blocks = p.blocks * 8;
+            (*raw).i_blocks = p.blocks.saturating_mul(8);
             (*raw).i_generation = p.generation;
             file::set_ops::<T>(raw, p.mode, p.rdev);
             if let Some(l) = link {

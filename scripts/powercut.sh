@@ -16,7 +16,7 @@
 # interrupted operation may have changed; those are not checked.
 #
 # Usage: powercut.sh [--cuts N] [--min S] [--max S] [--seed N] [--strict]
-#                    [--smp N] [--out DIR]
+#                    [--smp N] [--out DIR] [--teeth-rollback S]
 #   --cuts N     power cuts (default $CUTS or 10)
 #   --min/--max  the cut comes this many seconds (uniform, ms resolution)
 #                after the workload started (default 3..20)
@@ -26,13 +26,17 @@
 #                Without it, fsck findings of class "leak" (leaked blocks or
 #                inodes, high link counts, pending orphans, stale counts) are
 #                reported but allowed; any other finding fails.
+#   --teeth-rollback S  the loop's own teeth: copy the backing file S seconds
+#                before each cut and put that stale copy back after it, as if
+#                the last S seconds of stores never reached pmem. The loop
+#                must then FAIL with lost or wrong durable files.
 # Needs: make initramfs tools, and `cargo build --release -p rdaxfs-guest`
 # (host-verify). Prints one line per cut and a summary line; exits 0 on PASS.
 set -uo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 export PATH=$HOME/.cargo/bin:$PATH
 cuts=${CUTS:-10} min=${POWERCUT_MIN:-3} max=${POWERCUT_MAX:-20} strict=${POWERCUT_STRICT:-0}
-seed=${POWERCUT_SEED:-$(date +%s)} smp=2 out=$top/build/powercut
+seed=${POWERCUT_SEED:-$(date +%s)} smp=2 out=$top/build/powercut rollback=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --cuts) cuts=$2; shift ;;
@@ -42,6 +46,7 @@ while [ $# -gt 0 ]; do
     --strict) strict=1 ;;
     --smp) smp=$2; shift ;;
     --out) out=$2; shift ;;
+    --teeth-rollback) rollback=$2; shift ;;
     *) echo "powercut.sh: unknown option $1 (see the header of $0)" >&2; exit 2 ;;
   esac
   shift
@@ -63,6 +68,11 @@ img=$out/nvdimm.img pid=$out/qemu.pid report=$out/report.txt
 RANDOM=$seed
 say() { echo "$*" | tee -a "$report"; }
 say "powercut: $cuts cuts, cut ${min}-${max}s after the workload starts, seed $seed, strict=$strict, logs in $out"
+if [ "$rollback" != 0 ]; then
+  awk -v r="$rollback" -v a="$min" 'BEGIN { exit !(r > 0 && a > r) }' ||
+    { echo "powercut.sh: --teeth-rollback S needs 0 < S < --min" >&2; exit 2; }
+  say "powercut: TEETH: each cut rolls the image back to a copy taken ${rollback}s before it; this run must FAIL"
+fi
 
 # The cut delay in ms, uniform in [min, max] seconds.
 delay_ms() {
@@ -108,7 +118,13 @@ boot() {
     if [ $b_started = 1 ]; then
       local ms
       ms=$(delay_ms)
-      sleep "$(awk -v m="$ms" 'BEGIN { printf "%.3f", m / 1000 }')"
+      if [ "$rollback" != 0 ]; then
+        sleep "$(awk -v m="$ms" -v r="$rollback" 'BEGIN { printf "%.3f", m / 1000 - r }')"
+        cp --sparse=always "$img" "$img.stale"
+        sleep "$rollback"
+      else
+        sleep "$(awk -v m="$ms" 'BEGIN { printf "%.3f", m / 1000 }')"
+      fi
       b_delay=$(awk -v m="$ms" 'BEGIN { printf "%.1f", m / 1000 }')
       b_when=$(date -u +%H:%M:%S.%3N)
       if kill -0 $gpid 2> /dev/null && [ -s "$pid" ]; then
@@ -120,6 +136,7 @@ boot() {
     fi
   fi
   wait $gpid
+  if [ -e "$img.stale" ]; then mv "$img.stale" "$img"; fi
 }
 
 # Figures of the whole loop.

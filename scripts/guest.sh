@@ -3,11 +3,12 @@
 # Usage: guest.sh --kernel BZIMAGE --initrd CPIO --pmem memmap|nvdimm
 #                 [--tests a,b,c] [--smp N] [--timeout SECONDS] [--log FILE]
 #                 [--image FILE] [--interactive] [--pidfile FILE]
+#                 [--append KERNEL-ARGS]
 # With --pmem nvdimm the device is backed by --image (created if missing),
 # which the host can inspect after the guest stops. --pidfile makes QEMU write
 # its pid there, so a caller can cut the power (SIGKILL) at a moment it picks.
 set -euo pipefail
-kernel= initrd= pmem=memmap tests=demo smp=2 timeout=600 log=/dev/null image= interactive=0 pidfile=
+kernel= initrd= pmem=memmap tests=demo smp=2 timeout=600 log=/dev/null image= interactive=0 pidfile= extra=
 while [ $# -gt 0 ]; do
   case "$1" in
     --kernel) kernel=$2; shift ;;
@@ -20,6 +21,7 @@ while [ $# -gt 0 ]; do
     --image) image=$2; shift ;;
     --interactive) interactive=1 ;;
     --pidfile) pidfile=$2; shift ;;
+    --append) extra=$2; shift ;;
     *) echo "guest.sh: unknown option $1" >&2; exit 2 ;;
   esac
   shift
@@ -43,6 +45,7 @@ case "$pmem" in
     ;;
   *) echo "guest.sh: --pmem must be memmap or nvdimm" >&2; exit 2 ;;
 esac
+[ -z "$extra" ] || append="$append $extra"
 args+=(-append "$append")
 [ -z "$pidfile" ] || args+=(-pidfile "$pidfile")
 if [ $interactive -eq 1 ]; then

@@ -3,6 +3,8 @@
 #   make run     build what is missing, boot the guest with pmem, show rdaxfs working
 #   make check   build everything and run every test; ends with "N passed, N failed"
 #   make shell   boot the guest and get a shell (exit with Ctrl-A x)
+#   make powercut CUTS=200   the power-cut loop (scripts/powercut.sh; POWERCUT_STRICT=1,
+#                POWERCUT_MIN/POWERCUT_MAX seconds, POWERCUT_SEED)
 #
 # KDIR=/path/to/linux builds the module against your own Rust-enabled 6.12.y
 # tree instead of the cached guest kernel.
@@ -15,7 +17,7 @@ BINDIR := $(TOP)/target/$(MUSL)/release
 KTREE   = $(or $(KDIR),$$(cat $(BUILD)/kdir))
 PMEM   ?= memmap
 
-.PHONY: all setup kernel module tools guest-bins initramfs run shell check clean corrupt-mount
+.PHONY: all setup kernel module tools guest-bins initramfs run shell check clean corrupt-mount powercut
 
 all: module tools
 
@@ -63,6 +65,11 @@ corrupt-mount: initramfs
 
 check: setup kernel
 	@scripts/check.sh
+
+CUTS ?= 200
+powercut: initramfs tools
+	cargo build --release -p rdaxfs-guest
+	scripts/powercut.sh --cuts $(CUTS)
 
 clean:
 	-$(MAKE) -C $(KTREE) M=$(TOP) clean 2>/dev/null

@@ -3,11 +3,14 @@
 # Usage: guest.sh --kernel BZIMAGE --initrd CPIO --pmem memmap|nvdimm
 #                 [--tests a,b,c] [--smp N] [--timeout SECONDS] [--log FILE]
 #                 [--image FILE] [--interactive] [--env NAME=VALUE]...
+#                 [--pidfile FILE] [--append KERNEL-ARGS]
 # With --pmem nvdimm the device is backed by --image (created if missing),
 # which the host can inspect after the guest stops. --env passes a variable
 # to the guest's init (and so to the tests) on the kernel command line.
+# --pidfile makes QEMU write its pid there, so a caller can cut the power
+# (SIGKILL) at a moment it picks.
 set -euo pipefail
-kernel= initrd= pmem=memmap tests=demo smp=2 timeout=600 log=/dev/null image= interactive=0 env=
+kernel= initrd= pmem=memmap tests=demo smp=2 timeout=600 log=/dev/null image= interactive=0 env= pidfile= extra=
 while [ $# -gt 0 ]; do
   case "$1" in
     --kernel) kernel=$2; shift ;;
@@ -20,6 +23,8 @@ while [ $# -gt 0 ]; do
     --image) image=$2; shift ;;
     --interactive) interactive=1 ;;
     --env) env="$env $2"; shift ;;
+    --pidfile) pidfile=$2; shift ;;
+    --append) extra=$2; shift ;;
     *) echo "guest.sh: unknown option $1" >&2; exit 2 ;;
   esac
   shift
@@ -44,7 +49,9 @@ case "$pmem" in
     ;;
   *) echo "guest.sh: --pmem must be memmap or nvdimm" >&2; exit 2 ;;
 esac
+[ -z "$extra" ] || append="$append $extra"
 args+=(-append "$append")
+[ -z "$pidfile" ] || args+=(-pidfile "$pidfile")
 if [ $interactive -eq 1 ]; then
   exec qemu-system-x86_64 "${args[@]}"
 fi
@@ -52,7 +59,9 @@ set +e
 timeout --foreground -k 10 "$timeout" qemu-system-x86_64 "${args[@]}" < /dev/null 2>&1 | tee "$log"
 rc=${PIPESTATUS[0]}
 set -e
-if [ "$rc" -eq 124 ] || [ "$rc" -eq 137 ]; then
+if [ -n "$pidfile" ] && [ "$rc" -eq 137 ] && [ -e "$pidfile.killed" ]; then
+  echo "RDAXFS-GUEST: power cut (QEMU killed by the caller)" | tee -a "$log"
+elif [ "$rc" -eq 124 ] || [ "$rc" -eq 137 ]; then
   echo "RDAXFS-GUEST: timeout after ${timeout}s" | tee -a "$log"
 fi
 exit 0

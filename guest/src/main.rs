@@ -28,6 +28,7 @@ mod ns_threads;
 mod persist;
 mod pmd_punch;
 mod pmd_ratio;
+mod powercut;
 mod refusals;
 mod remount;
 mod unlinked;
@@ -105,6 +106,14 @@ fn main() {
     if name == "list" {
         for (n, _) in TESTS {
             println!("{n}");
+        }
+        return;
+    }
+    // The power-cut loop's steps run only in its own boots (scripts/powercut.sh).
+    if let Some(res) = powercut::dispatch(&name) {
+        if let Err(e) = res {
+            eprintln!("FAIL {name}: {e}");
+            std::process::exit(1);
         }
         return;
     }

@@ -9,8 +9,8 @@
 
 use crate::dir;
 use crate::format::{self, AllocRequest, Extent, BLOCK_SIZE_U64, S_IFDIR, S_IFLNK, S_IFMT};
-use crate::glue::code;
 use crate::glue::inode::{iget as vfs_iget, Iget, InodeParams};
+use crate::glue::{bugs, code};
 use crate::inode::{iget, orphan_add, persist, RInode};
 use kernel::prelude::*;
 use kernel::types::ARef;
@@ -54,6 +54,14 @@ pub(crate) fn create(
     let sb = dir.sb();
     let info = sb.info();
     let ino = info.inodes.lock().alloc_one(&info.dax, 0)? + 1;
+    // TEST ONLY (bug_dirent_before_inode): publish the entry before the
+    // inode it names is written, breaking the ordering rule; the
+    // crash-state explorer must catch it. A failure after this point
+    // leaves the entry dangling (fsck -y clears it).
+    let early = bugs::dirent_before_inode();
+    if early {
+        dir::add(dir, name, ino, dtype(mode))?;
+    }
     let inode = match new_inode(dir, ino, mode, symlink, rdev) {
         Ok(i) => i,
         Err(e) => {
@@ -62,7 +70,12 @@ pub(crate) fn create(
             return Err(e);
         }
     };
-    if let Err(e) = dir::add(dir, name, ino, dtype(mode)) {
+    let added = if early {
+        Ok(())
+    } else {
+        dir::add(dir, name, ino, dtype(mode))
+    };
+    if let Err(e) = added {
         // Drop the new inode: with no links, eviction frees it.
         inode.set_nlink(0);
         return Err(e);

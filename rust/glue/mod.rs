@@ -63,6 +63,12 @@ pub(crate) mod bugs {
         // SAFETY: reads a module parameter.
         unsafe { bindings::rdaxfs_bug_break_layouts_once() }
     }
+    /// Create writes the directory entry before the inode it names
+    /// (crash-state explorer teeth).
+    pub(crate) fn dirent_before_inode() -> bool {
+        // SAFETY: reads a module parameter.
+        unsafe { bindings::rdaxfs_bug_dirent_before_inode() }
+    }
     /// Sleeps for the configured racy-window delay (0: no delay).
     pub(crate) fn delay() {
         // SAFETY: reads a module parameter and sleeps.

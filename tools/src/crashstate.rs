@@ -679,13 +679,11 @@ pub fn explore(
             );
         }
         match r {
-            Rec::Fence => {
-                if !inflight.is_empty() {
-                    for (l, b) in std::mem::take(&mut inflight) {
-                        let _ = persisted.write_at(l * LINE, &b);
-                    }
-                    version += 1;
+            Rec::Fence if !inflight.is_empty() => {
+                for (l, b) in std::mem::take(&mut inflight) {
+                    let _ = persisted.write_at(l * LINE, &b);
                 }
+                version += 1;
             }
             Rec::Begin(n) => cur = Some(*n),
             _ => {}

@@ -11,6 +11,7 @@ mod demo;
 mod dma;
 mod enospc;
 mod enospc_faults;
+mod explore;
 mod export;
 mod export_test;
 mod fsx;
@@ -56,6 +57,9 @@ const TESTS: &[(&str, Test)] = &[
     ("enospc-faults", enospc_faults::enospc_faults),
     ("fsx", fsx::fsx),
     ("pmd-ratio", pmd_ratio::pmd_ratio),
+    ("crash-explore", explore::crash_explore),
+    ("crash-explore-teeth-fence", explore::teeth_fence),
+    ("crash-explore-teeth-dirent", explore::teeth_dirent),
 ];
 
 fn main() {

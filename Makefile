@@ -15,7 +15,7 @@ BINDIR := $(TOP)/target/$(MUSL)/release
 KTREE   = $(or $(KDIR),$$(cat $(BUILD)/kdir))
 PMEM   ?= memmap
 
-.PHONY: all setup kernel module tools guest-bins initramfs run shell check clean
+.PHONY: all setup kernel module tools guest-bins initramfs run shell check explore clean
 
 all: module tools
 
@@ -47,6 +47,17 @@ run: initramfs
 shell: initramfs
 	scripts/guest.sh --kernel $(KTREE)/arch/x86/boot/bzImage --initrd $(BUILD)/initramfs.cpio.gz \
 	  --pmem $(PMEM) --image $(BUILD)/nvdimm-run.img --tests demo,shell --interactive
+
+# The crash-state explorer alone: N generated workloads (default 300),
+# STRICT=1 fails on any violation, STATES caps the states per crash point.
+N      ?= 300
+STRICT ?= 0
+STATES ?= 12
+explore: initramfs
+	RDAXFS_GUEST_ENV="RDAXFS_EXPLORE_N=$(N) RDAXFS_EXPLORE_STRICT=$(STRICT) RDAXFS_EXPLORE_STATES=$(STATES)" \
+	scripts/guest.sh --kernel $(KTREE)/arch/x86/boot/bzImage --initrd $(BUILD)/initramfs.cpio.gz \
+	  --pmem $(PMEM) --image $(BUILD)/nvdimm-explore.img --smp 4 --tests crash-explore --timeout 1500 \
+	  --log $(BUILD)/explore.log
 
 check: setup kernel
 	@scripts/check.sh

@@ -36,9 +36,6 @@ use std::os::unix::fs::{FileExt, MetadataExt, PermissionsExt};
 use std::path::Path;
 use std::time::Instant;
 
-/// Time spent in the explorer proper (the rest is running the workloads).
-static EXPLORE_NS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-
 const CTL: &str = "/sys/kernel/debug/rdaxfs/trace_ctl";
 const TRACE: &str = "/sys/kernel/debug/rdaxfs/trace";
 const FS_BYTES: u64 = 16 << 20;
@@ -433,7 +430,16 @@ fn vfs_namespace() -> Result<Namespace, String> {
 }
 
 /// Runs one traced workload and explores it.
-fn one(ops: &[Op], cfg: &Config, img: &SparseDev) -> Result<(Outcome, String), String> {
+/// A workload run under the trace, ready to explore.
+struct Traced {
+    trace: crashstate::Trace,
+    labels: BTreeMap<u64, String>,
+    visible: Namespace,
+    desc: String,
+}
+
+/// Runs one workload under the trace.
+fn trace_workload(ops: &[Op], img: &SparseDev) -> Result<Traced, String> {
     write_image(img)?;
     ctl("start")?;
     let mut mk = Marker::new();
@@ -461,14 +467,12 @@ fn one(ops: &[Op], cfg: &Config, img: &SparseDev) -> Result<(Outcome, String), S
     }
     let raw = fs::read(TRACE).map_err(|e| format!("read {TRACE}: {e}"))?;
     let trace = crashstate::parse(&raw)?;
-    let t = Instant::now();
-    let o = crashstate::explore(img, &trace, &mk.labels, Some(&vis), cfg)
-        .map_err(|e| format!("workload [{desc}]: {e}"))?;
-    EXPLORE_NS.fetch_add(
-        t.elapsed().as_nanos() as u64,
-        std::sync::atomic::Ordering::Relaxed,
-    );
-    Ok((o, desc))
+    Ok(Traced {
+        trace,
+        labels: mk.labels,
+        visible: vis,
+        desc,
+    })
 }
 
 /// The generated workloads: `n` sequences of 1-3 operations; the first
@@ -495,17 +499,70 @@ struct Run {
 }
 
 fn run_all(tag: &str, ws: &[Vec<Op>], cfg: &Config, verbose: usize) -> Result<Run, String> {
+    use std::sync::{mpsc, Mutex};
     let img = initial_image()?;
+    let t0 = Instant::now();
+    // The workloads run one at a time (one trace buffer, one device); their
+    // explorations run on worker threads meanwhile.
+    let threads = env_u64(
+        "RDAXFS_EXPLORE_THREADS",
+        std::thread::available_parallelism().map_or(1, |n| n.get() as u64),
+    )
+    .max(1);
+    let explore_ns = std::sync::atomic::AtomicU64::new(0);
+    let (work_tx, work_rx) = mpsc::sync_channel::<(usize, Traced)>(threads as usize * 2);
+    let work_rx = Mutex::new(work_rx);
+    let (res_tx, res_rx) = mpsc::channel::<(usize, String, Result<Outcome, String>)>();
+    let traced: Result<(), String> = std::thread::scope(|s| {
+        for _ in 0..threads {
+            let (work_rx, res_tx, img, explore_ns) = (&work_rx, res_tx.clone(), &img, &explore_ns);
+            s.spawn(move || loop {
+                let job = work_rx
+                    .lock()
+                    .map_err(|_| ())
+                    .and_then(|r| r.recv().map_err(|_| ()));
+                let Ok((i, t)) = job else { return };
+                // The mount is the same in every workload: explore it once.
+                let cfg = Config {
+                    first_op: u64::from(i > 0),
+                    ..cfg.clone()
+                };
+                let start = Instant::now();
+                let o = crashstate::explore(img, &t.trace, &t.labels, Some(&t.visible), &cfg);
+                explore_ns.fetch_add(
+                    start.elapsed().as_nanos() as u64,
+                    std::sync::atomic::Ordering::Relaxed,
+                );
+                let _ = res_tx.send((i, t.desc, o));
+            });
+        }
+        drop(res_tx);
+        let r = (|| {
+            for (i, w) in ws.iter().enumerate() {
+                let t = trace_workload(w, &img).map_err(|e| format!("{tag} workload {i}: {e}"))?;
+                work_tx
+                    .send((i, t))
+                    .map_err(|_| "explorer threads gone".to_string())?;
+                if (i + 1) % 50 == 0 {
+                    println!(
+                        "{tag}: {} workloads run, {:.0} s",
+                        i + 1,
+                        t0.elapsed().as_secs_f64()
+                    );
+                }
+            }
+            Ok(())
+        })();
+        drop(work_tx);
+        r
+    });
+    traced?;
+    let mut results: Vec<_> = res_rx.iter().collect();
+    results.sort_by_key(|r| r.0);
     let mut total = Outcome::default();
     let mut bad = 0u64;
-    let t0 = Instant::now();
-    for (i, w) in ws.iter().enumerate() {
-        // The mount is the same in every workload: explore it once.
-        let cfg = Config {
-            first_op: u64::from(i > 0),
-            ..cfg.clone()
-        };
-        let (o, desc) = one(w, &cfg, &img).map_err(|e| format!("{tag} workload {i}: {e}"))?;
+    for (i, desc, o) in results {
+        let o = o.map_err(|e| format!("{tag} workload {i} [{desc}]: {e}"))?;
         if o.violations > 0 {
             if (bad as usize) < verbose {
                 println!(
@@ -519,16 +576,14 @@ fn run_all(tag: &str, ws: &[Vec<Op>], cfg: &Config, verbose: usize) -> Result<Ru
             bad += 1;
         }
         total.add(&o, 0);
-        if (i + 1) % 50 == 0 || i + 1 == ws.len() {
-            println!(
-                "{tag}: {} workloads, {} states checked, {:.0} s ({:.0} s exploring)",
-                i + 1,
-                total.states_checked,
-                t0.elapsed().as_secs_f64(),
-                EXPLORE_NS.load(std::sync::atomic::Ordering::Relaxed) as f64 / 1e9
-            );
-        }
     }
+    println!(
+        "{tag}: {} workloads, {} states checked, {:.0} s ({:.0} s exploring on {threads} threads)",
+        ws.len(),
+        total.states_checked,
+        t0.elapsed().as_secs_f64(),
+        explore_ns.load(std::sync::atomic::Ordering::Relaxed) as f64 / 1e9
+    );
     Ok(Run {
         total,
         workloads: ws.len() as u64,
@@ -563,11 +618,12 @@ fn summary(tag: &str, r: &Run) {
 
 fn config() -> Config {
     Config {
-        max_states_per_point: env_u64("RDAXFS_EXPLORE_STATES", 12) as usize,
+        max_states_per_point: env_u64("RDAXFS_EXPLORE_STATES", 8) as usize,
         torn: env_u64("RDAXFS_EXPLORE_TORN", 1) != 0,
         seed: env_u64("RDAXFS_EXPLORE_SEED", 1),
         max_examples: 3,
         data_mix: env_u64("RDAXFS_EXPLORE_DATA_MIX", 1) != 0,
+        atomic_stores: env_u64("RDAXFS_EXPLORE_ATOMIC_STORES", 0) != 0,
         first_op: 0,
     }
 }
@@ -612,8 +668,11 @@ pub fn crash_explore() -> TestResult {
 /// switch adds corruption the explorer finds.
 fn teeth(tag: &str, switch: &str, values: &[&str]) -> TestResult {
     setup()?;
+    // Whole stores persist (the ordering-rules model): without a journal
+    // torn records are expected, and would hide what the switch adds.
     let cfg = Config {
         torn: false,
+        atomic_stores: true,
         max_states_per_point: 32,
         ..config()
     };

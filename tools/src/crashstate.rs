@@ -360,6 +360,12 @@ pub struct Config {
     /// contents mix old and new 64-byte lines (bytes past the old size may
     /// read zero). write(2) is not atomic on any Linux filesystem.
     pub data_mix: bool,
+    /// Persist whole stores (a store = one trace record: an inode record,
+    /// a directory block, ...) instead of cache lines, and no torn
+    /// variants: the ordering-rules model of docs/format.md, under which
+    /// the code without a journal must leave only leaks. The teeth tests
+    /// use it, so their baseline has no torn records.
+    pub atomic_stores: bool,
     /// Crash points before syscall marker `first_op` begins are skipped
     /// (1: leave out the mount when it is marker 0 and the same in every
     /// workload).
@@ -374,6 +380,7 @@ impl Default for Config {
             seed: 1,
             max_examples: 4,
             data_mix: true,
+            atomic_stores: false,
             first_op: 0,
         }
     }
@@ -491,6 +498,53 @@ impl Rng {
     fn below(&mut self, n: u64) -> u64 {
         self.next() % n.max(1)
     }
+}
+
+/// The states of one crash point when every store persists whole (see
+/// [`Config::atomic_stores`]): none, all, each store, each pair of stores.
+fn store_states(
+    lines: &[(u64, [u8; 64], [u8; 64], usize)],
+    cfg: &Config,
+    rng: &mut Rng,
+) -> (u64, Vec<(String, Patch)>) {
+    let mut units: BTreeMap<usize, Patch> = BTreeMap::new();
+    for &(l, _, new, rec) in lines {
+        units.entry(rec).or_default().push((l, new));
+    }
+    let units: Vec<(usize, Patch)> = units.into_iter().collect();
+    let n = units.len();
+    let mut all: Vec<(String, Patch)> = vec![("no store in flight persisted".into(), Vec::new())];
+    if n > 1 {
+        let p = units.iter().flat_map(|(_, p)| p.iter().copied()).collect();
+        all.push(("every store in flight persisted".into(), p));
+    }
+    for (r, p) in &units {
+        all.push((format!("store of record {r} persisted"), p.clone()));
+    }
+    for i in 0..n {
+        for j in i + 1..n {
+            let mut p = units[i].1.clone();
+            p.extend(units[j].1.iter().copied());
+            all.push((
+                format!(
+                    "stores of records {} and {} persisted",
+                    units[i].0, units[j].0
+                ),
+                p,
+            ));
+        }
+    }
+    let total = all.len() as u64;
+    let cap = cfg.max_states_per_point;
+    if cap != 0 && all.len() > cap {
+        let keep = 1 + usize::from(n > 1);
+        let mut rest = all.split_off(keep);
+        while all.len() < cap && !rest.is_empty() {
+            let k = rng.below(rest.len() as u64) as usize;
+            all.push(rest.swap_remove(k));
+        }
+    }
+    (total, all)
 }
 
 /// The torn variants of one line going from `old` to `new`.
@@ -667,7 +721,8 @@ pub fn explore(
     let mut rng = Rng(cfg.seed | 1);
     let mut persisted = initial.clone();
     let mut version = 0u64; // bumps whenever `persisted` changes
-    let mut inflight: BTreeMap<u64, [u8; 64]> = BTreeMap::new();
+                            // In-flight lines: new contents and the trace record that wrote them.
+    let mut inflight: BTreeMap<u64, ([u8; 64], usize)> = BTreeMap::new();
     let mut prog = initial.clone();
     let mut cur: Option<u64> = None;
     let mut seen: HashSet<u64> = HashSet::new();
@@ -682,7 +737,7 @@ pub fn explore(
         if let Some((off, len)) = apply(&mut prog, r)? {
             if len > 0 {
                 for l in off / LINE..=(off + len - 1) / LINE {
-                    inflight.insert(l, read_line(&mut prog, l));
+                    inflight.insert(l, (read_line(&mut prog, l), idx));
                 }
             }
         }
@@ -710,7 +765,7 @@ pub fn explore(
         }
         match r {
             Rec::Fence if !inflight.is_empty() => {
-                for (l, b) in std::mem::take(&mut inflight) {
+                for (l, (b, _)) in std::mem::take(&mut inflight) {
                     let _ = persisted.write_at(l * LINE, &b);
                 }
                 version += 1;
@@ -771,7 +826,7 @@ impl Ctx<'_> {
 #[allow(clippy::too_many_arguments)]
 fn point(
     persisted: &mut SparseDev,
-    inflight: &BTreeMap<u64, [u8; 64]>,
+    inflight: &BTreeMap<u64, ([u8; 64], usize)>,
     version: u64,
     ctx: &Ctx<'_>,
     cfg: &Config,
@@ -783,12 +838,17 @@ fn point(
         return;
     }
     out.crash_points += 1;
-    let lines: Vec<(u64, [u8; 64], [u8; 64])> = inflight
+    let lines: Vec<(u64, [u8; 64], [u8; 64], usize)> = inflight
         .iter()
-        .map(|(&l, &new)| (l, read_line(persisted, l), new))
-        .filter(|(_, old, new)| old != new)
+        .map(|(&l, &(new, rec))| (l, read_line(persisted, l), new, rec))
+        .filter(|(_, old, new, _)| old != new)
         .collect();
-    let (total, picked) = states(&lines, cfg, rng);
+    let (total, picked) = if cfg.atomic_stores {
+        store_states(&lines, cfg, rng)
+    } else {
+        let lines: Vec<_> = lines.iter().map(|&(l, o, n, _)| (l, o, n)).collect();
+        states(&lines, cfg, rng)
+    };
     out.states_generated += total;
     for (what, patch) in picked {
         let mut h = std::collections::hash_map::DefaultHasher::new();
@@ -1137,6 +1197,24 @@ mod tests {
         let o = explore(&dev, &t, &BTreeMap::new(), None, &cfg).unwrap();
         assert!(o.fsck_corrupt > 0, "{o:?}");
         assert!(!o.examples.is_empty());
+    }
+
+    #[test]
+    fn store_atomic_model() {
+        let dev = fresh();
+        let cfg = Config {
+            torn: false,
+            atomic_stores: true,
+            ..Default::default()
+        };
+        let good = create_trace(&dev, false);
+        let o = explore(&dev, &good, &BTreeMap::new(), None, &cfg).unwrap();
+        assert_eq!(o.corruptions(), 0, "{o:?}");
+        assert_eq!(o.namespace, 0, "{o:?}");
+        let bad = create_trace(&dev, true);
+        let o = explore(&dev, &bad, &BTreeMap::new(), None, &cfg).unwrap();
+        assert!(o.fsck_corrupt > 0, "{o:?}");
+        assert!(!o.corruption_kinds().is_empty());
     }
 
     #[test]

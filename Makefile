@@ -49,12 +49,14 @@ shell: initramfs
 	  --pmem $(PMEM) --image $(BUILD)/nvdimm-run.img --tests demo,shell --interactive
 
 # The crash-state explorer alone: N generated workloads (default 300),
-# STRICT=1 fails on any violation, STATES caps the states per crash point.
+# STRICT=1 fails on any violation, STATES caps the states per crash point,
+# BUDGET the states checked per workload (0 = all).
 N      ?= 300
 STRICT ?= 0
-STATES ?= 12
+STATES ?= 8
+BUDGET ?= 40
 explore: initramfs
-	RDAXFS_GUEST_ENV="RDAXFS_EXPLORE_N=$(N) RDAXFS_EXPLORE_STRICT=$(STRICT) RDAXFS_EXPLORE_STATES=$(STATES)" \
+	RDAXFS_GUEST_ENV="RDAXFS_EXPLORE_N=$(N) RDAXFS_EXPLORE_STRICT=$(STRICT) RDAXFS_EXPLORE_STATES=$(STATES) RDAXFS_EXPLORE_BUDGET=$(BUDGET)" \
 	scripts/guest.sh --kernel $(KTREE)/arch/x86/boot/bzImage --initrd $(BUILD)/initramfs.cpio.gz \
 	  --pmem $(PMEM) --image $(BUILD)/nvdimm-explore.img --smp 4 --tests crash-explore --timeout 1500 \
 	  --log $(BUILD)/explore.log

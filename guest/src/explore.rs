@@ -11,8 +11,11 @@
 //! workload saw, what an fsync returned for durable).
 //!
 //! Environment: RDAXFS_EXPLORE_N workloads (300), RDAXFS_EXPLORE_SEED,
-//! RDAXFS_EXPLORE_STATES states checked per crash point at most (12, a
-//! seeded sample beyond), RDAXFS_EXPLORE_TORN (1), RDAXFS_EXPLORE_STRICT:
+//! RDAXFS_EXPLORE_STATES states per crash point at most (8, a seeded sample
+//! beyond), RDAXFS_EXPLORE_BUDGET states checked per workload about (40, a
+//! seeded sample over all its crash points; 0 = all), RDAXFS_EXPLORE_TORN
+//! (1), RDAXFS_EXPLORE_DATA_MIX (1), RDAXFS_EXPLORE_ATOMIC_STORES (0),
+//! RDAXFS_EXPLORE_THREADS (CPUs), RDAXFS_EXPLORE_STRICT:
 //! 1 fails the test on any violation; 0 (the default until the journal
 //! lands: without it a power cut can leak blocks and tear inode records)
 //! reports the counts and fails only on operational errors.
@@ -594,12 +597,13 @@ fn run_all(tag: &str, ws: &[Vec<Op>], cfg: &Config, verbose: usize) -> Result<Ru
 fn summary(tag: &str, r: &Run) {
     let o = &r.total;
     println!(
-        "{tag}: workloads {} crash points {} states generated {} checked {} violations {} \
+        "{tag}: workloads {} crash points {} states generated {} distinct {} checked {} violations {} \
          (recovery failed {}, fsck corruption {}, fsck leaks only {}, namespace neither \
          before nor after {}, final image differs {}) in {} workloads",
         r.workloads,
         o.crash_points,
         o.states_generated,
+        o.states_distinct,
         o.states_checked,
         o.violations,
         o.recover_failed,
@@ -624,6 +628,7 @@ fn config() -> Config {
         max_examples: 3,
         data_mix: env_u64("RDAXFS_EXPLORE_DATA_MIX", 1) != 0,
         atomic_stores: env_u64("RDAXFS_EXPLORE_ATOMIC_STORES", 0) != 0,
+        max_states_per_workload: env_u64("RDAXFS_EXPLORE_BUDGET", 40) as usize,
         first_op: 0,
     }
 }
@@ -646,8 +651,9 @@ pub fn crash_explore() -> TestResult {
     let strict = env_u64("RDAXFS_EXPLORE_STRICT", 0) != 0;
     let cfg = config();
     println!(
-        "crash-explore: {n} workloads, seed {}, at most {} states per crash point, torn {}, strict {strict}",
-        cfg.seed, cfg.max_states_per_point, cfg.torn
+        "crash-explore: {n} workloads, seed {}, at most {} states per crash point and about {} \
+         per workload (sampled), torn {}, strict {strict}",
+        cfg.seed, cfg.max_states_per_point, cfg.max_states_per_workload, cfg.torn
     );
     let ws = workloads(n, cfg.seed, &OPS);
     let r = run_all("crash-explore", &ws, &cfg, 6)?;
@@ -674,6 +680,7 @@ fn teeth(tag: &str, switch: &str, values: &[&str]) -> TestResult {
         torn: false,
         atomic_stores: true,
         max_states_per_point: 32,
+        max_states_per_workload: 0,
         ..config()
     };
     let ws = workloads(8, 7, &CREATES);

@@ -366,6 +366,9 @@ pub struct Config {
     /// the code without a journal must leave only leaks. The teeth tests
     /// use it, so their baseline has no torn records.
     pub atomic_stores: bool,
+    /// At most about this many states are checked per workload (a seeded
+    /// sample over all its crash points); 0 = no limit.
+    pub max_states_per_workload: usize,
     /// Crash points before syscall marker `first_op` begins are skipped
     /// (1: leave out the mount when it is marker 0 and the same in every
     /// workload).
@@ -381,6 +384,7 @@ impl Default for Config {
             max_examples: 4,
             data_mix: true,
             atomic_stores: false,
+            max_states_per_workload: 0,
             first_op: 0,
         }
     }
@@ -393,6 +397,9 @@ pub struct Outcome {
     pub crash_points: u64,
     /// States the model allows (before sampling, after dropping no-op lines).
     pub states_generated: u64,
+    /// Distinct states (after sampling per crash point, before the
+    /// per-workload budget).
+    pub states_distinct: u64,
     /// Distinct states checked.
     pub states_checked: u64,
     /// States that broke the oracle (each counted once).
@@ -420,6 +427,7 @@ impl Outcome {
     pub fn add(&mut self, o: &Outcome, max_examples: usize) {
         self.crash_points += o.crash_points;
         self.states_generated += o.states_generated;
+        self.states_distinct += o.states_distinct;
         self.states_checked += o.states_checked;
         self.violations += o.violations;
         self.recover_failed += o.recover_failed;
@@ -717,87 +725,114 @@ pub fn explore(
         }
     }
 
-    // Pass 2: crash points.
-    let mut rng = Rng(cfg.seed | 1);
-    let mut persisted = initial.clone();
-    let mut version = 0u64; // bumps whenever `persisted` changes
-                            // In-flight lines: new contents and the trace record that wrote them.
-    let mut inflight: BTreeMap<u64, ([u8; 64], usize)> = BTreeMap::new();
-    let mut prog = initial.clone();
-    let mut cur: Option<u64> = None;
-    let mut seen: HashSet<u64> = HashSet::new();
-    let label = |n: Option<u64>| match n {
-        None => "before the first syscall".to_string(),
-        Some(n) => format!(
-            "in/after syscall {n} ({})",
-            labels.get(&n).map_or("?", |s| s.as_str())
-        ),
-    };
-    for (idx, r) in trace.recs.iter().enumerate() {
-        if let Some((off, len)) = apply(&mut prog, r)? {
-            if len > 0 {
-                for l in off / LINE..=(off + len - 1) / LINE {
-                    inflight.insert(l, (read_line(&mut prog, l), idx));
+    // Pass 2: crash points. With a per-workload budget, a counting run
+    // first finds how many distinct states there are, so that the checking
+    // run can keep each with the same probability (a seeded sample spread
+    // over the whole workload).
+    let mut count = Outcome::default();
+    let budget = cfg.max_states_per_workload as u64;
+    let passes: &[bool] = if budget > 0 { &[true, false] } else { &[false] };
+    for &counting in passes {
+        let keep = if counting {
+            0.0
+        } else if budget > 0 && count.states_checked > budget {
+            budget as f64 / count.states_checked as f64
+        } else {
+            1.0
+        };
+        let mut accept = Rng(cfg.seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
+        let mut rng = Rng(cfg.seed | 1);
+        let mut persisted = initial.clone();
+        let mut version = 0u64; // bumps whenever `persisted` changes
+                                // In-flight lines: new contents and the trace record that wrote them.
+        let mut inflight: BTreeMap<u64, ([u8; 64], usize)> = BTreeMap::new();
+        let mut prog = initial.clone();
+        let mut cur: Option<u64> = None;
+        let mut seen: HashSet<u64> = HashSet::new();
+        let label = |n: Option<u64>| match n {
+            None => "before the first syscall".to_string(),
+            Some(n) => format!(
+                "in/after syscall {n} ({})",
+                labels.get(&n).map_or("?", |s| s.as_str())
+            ),
+        };
+        for (idx, r) in trace.recs.iter().enumerate() {
+            if let Some((off, len)) = apply(&mut prog, r)? {
+                if len > 0 {
+                    for l in off / LINE..=(off + len - 1) / LINE {
+                        inflight.insert(l, (read_line(&mut prog, l), idx));
+                    }
                 }
             }
-        }
-        let crash_here = matches!(r, Rec::Fence | Rec::Begin(_) | Rec::End(_));
-        if crash_here {
-            let ctx = Ctx {
-                data_mix: cfg.data_mix,
-                before: &before,
-                after: &after,
-                final_ns: &final_ns,
-                init_ns: &init_ns,
-                cur,
-                at: format!("record {idx} ({r:?}), {}", label(cur)),
-            };
-            point(
-                &mut persisted,
-                &inflight,
-                version,
-                &ctx,
-                cfg,
-                &mut rng,
-                &mut seen,
-                &mut out,
-            );
-        }
-        match r {
-            Rec::Fence if !inflight.is_empty() => {
-                for (l, (b, _)) in std::mem::take(&mut inflight) {
-                    let _ = persisted.write_at(l * LINE, &b);
-                }
-                version += 1;
+            let crash_here = matches!(r, Rec::Fence | Rec::Begin(_) | Rec::End(_));
+            if crash_here {
+                let ctx = Ctx {
+                    data_mix: cfg.data_mix,
+                    keep,
+                    before: &before,
+                    after: &after,
+                    final_ns: &final_ns,
+                    init_ns: &init_ns,
+                    cur,
+                    at: format!("record {idx} ({r:?}), {}", label(cur)),
+                };
+                point(
+                    &mut persisted,
+                    &inflight,
+                    version,
+                    &ctx,
+                    cfg,
+                    &mut rng,
+                    &mut accept,
+                    &mut seen,
+                    if keep == 0.0 { &mut count } else { &mut out },
+                );
             }
-            Rec::Begin(n) => cur = Some(*n),
-            _ => {}
+            match r {
+                Rec::Fence if !inflight.is_empty() => {
+                    for (l, (b, _)) in std::mem::take(&mut inflight) {
+                        let _ = persisted.write_at(l * LINE, &b);
+                    }
+                    version += 1;
+                }
+                Rec::Begin(n) => cur = Some(*n),
+                _ => {}
+            }
         }
+        let ctx = Ctx {
+            data_mix: cfg.data_mix,
+            keep,
+            before: &before,
+            after: &after,
+            final_ns: &final_ns,
+            init_ns: &init_ns,
+            cur,
+            at: format!("end of trace, {}", label(cur)),
+        };
+        point(
+            &mut persisted,
+            &inflight,
+            version,
+            &ctx,
+            cfg,
+            &mut rng,
+            &mut accept,
+            &mut seen,
+            if keep == 0.0 { &mut count } else { &mut out },
+        );
     }
-    let ctx = Ctx {
-        data_mix: cfg.data_mix,
-        before: &before,
-        after: &after,
-        final_ns: &final_ns,
-        init_ns: &init_ns,
-        cur,
-        at: format!("end of trace, {}", label(cur)),
+    out.states_distinct = if budget > 0 {
+        count.states_checked
+    } else {
+        out.states_checked
     };
-    point(
-        &mut persisted,
-        &inflight,
-        version,
-        &ctx,
-        cfg,
-        &mut rng,
-        &mut seen,
-        &mut out,
-    );
     Ok(out)
 }
 
 struct Ctx<'a> {
     data_mix: bool,
+    /// 0: only count distinct states; else the probability of checking one.
+    keep: f64,
     before: &'a BTreeMap<u64, Result<Namespace, String>>,
     after: &'a BTreeMap<u64, Result<Namespace, String>>,
     final_ns: &'a Result<Namespace, String>,
@@ -831,6 +866,7 @@ fn point(
     ctx: &Ctx<'_>,
     cfg: &Config,
     rng: &mut Rng,
+    accept: &mut Rng,
     seen: &mut HashSet<u64>,
     out: &mut Outcome,
 ) {
@@ -854,6 +890,13 @@ fn point(
         let mut h = std::collections::hash_map::DefaultHasher::new();
         (version, ctx.cur, &patch).hash(&mut h);
         if !seen.insert(h.finish()) {
+            continue;
+        }
+        if ctx.keep == 0.0 {
+            out.states_checked += 1; // counting run
+            continue;
+        }
+        if ctx.keep < 1.0 && (accept.next() >> 11) as f64 / (1u64 << 53) as f64 >= ctx.keep {
             continue;
         }
         out.states_checked += 1;
@@ -1215,6 +1258,21 @@ mod tests {
         let o = explore(&dev, &bad, &BTreeMap::new(), None, &cfg).unwrap();
         assert!(o.fsck_corrupt > 0, "{o:?}");
         assert!(!o.corruption_kinds().is_empty());
+    }
+
+    #[test]
+    fn workload_budget_samples() {
+        let dev = fresh();
+        let t = create_trace(&dev, false);
+        let full = explore(&dev, &t, &BTreeMap::new(), None, &Config::default()).unwrap();
+        let cfg = Config {
+            max_states_per_workload: 3,
+            ..Default::default()
+        };
+        let o = explore(&dev, &t, &BTreeMap::new(), None, &cfg).unwrap();
+        assert_eq!(o.states_distinct, full.states_checked);
+        assert!(o.states_checked < full.states_checked, "{o:?}");
+        assert_eq!(o.crash_points, full.crash_points);
     }
 
     #[test]

@@ -565,7 +565,7 @@ fn run_all(tag: &str, ws: &[Vec<Op>], cfg: &Config, verbose: usize) -> Result<Ru
     let mut total = Outcome::default();
     let mut bad = 0u64;
     for (i, desc, o) in results {
-        let o = o.map_err(|e| format!("{tag} workload {i} [{desc}]: {e}"))?;
+        let mut o = o.map_err(|e| format!("{tag} workload {i} [{desc}]: {e}"))?;
         if o.violations > 0 {
             if (bad as usize) < verbose {
                 println!(
@@ -577,6 +577,9 @@ fn run_all(tag: &str, ws: &[Vec<Op>], cfg: &Config, verbose: usize) -> Result<Ru
                 }
             }
             bad += 1;
+        }
+        for e in o.kind_examples.values_mut() {
+            *e = format!("workload {i} [{desc}]: {e}");
         }
         total.add(&o, 0);
     }
@@ -617,6 +620,10 @@ fn summary(tag: &str, r: &Run) {
     kinds.sort_by(|a, b| b.1.cmp(a.1));
     for (k, n) in kinds.iter().take(12) {
         println!("{tag}:   {n:6} x {k}");
+    }
+    println!("{tag}: one example of each kind of violation:");
+    for (k, e) in &o.kind_examples {
+        println!("{tag}:   [{}] {e}", k.chars().take(40).collect::<String>());
     }
 }
 

@@ -420,6 +420,9 @@ pub struct Outcome {
     pub examples: Vec<String>,
     /// Violations by kind (the message with numbers blanked).
     pub kinds: BTreeMap<String, u64>,
+    /// The first violation of each kind, in full (workload, crash point,
+    /// state, difference).
+    pub kind_examples: BTreeMap<String, String>,
 }
 
 impl Outcome {
@@ -437,6 +440,11 @@ impl Outcome {
         self.final_mismatch |= o.final_mismatch;
         for (k, n) in &o.kinds {
             *self.kinds.entry(k.clone()).or_default() += n;
+        }
+        for (k, e) in &o.kind_examples {
+            self.kind_examples
+                .entry(k.clone())
+                .or_insert_with(|| e.clone());
         }
         for e in &o.examples {
             if self.examples.len() < max_examples {

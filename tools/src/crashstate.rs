@@ -928,9 +928,11 @@ fn point(
                     "namespace"
                 }
             };
-            *out.kinds
-                .entry(format!("{k}: {}", kind_of(&v.1)))
-                .or_default() += 1;
+            let key = format!("{k}: {}", kind_of(&v.1));
+            *out.kinds.entry(key.clone()).or_default() += 1;
+            out.kind_examples
+                .entry(key)
+                .or_insert_with(|| format!("crash at {}, {what}: {}", ctx.at, v.1));
             if out.examples.len() < cfg.max_examples {
                 out.examples
                     .push(format!("crash at {}, {what}: {}", ctx.at, v.1));
@@ -1266,6 +1268,7 @@ mod tests {
         let o = explore(&dev, &bad, &BTreeMap::new(), None, &cfg).unwrap();
         assert!(o.fsck_corrupt > 0, "{o:?}");
         assert!(!o.corruption_kinds().is_empty());
+        assert_eq!(o.kinds.len(), o.kind_examples.len());
     }
 
     #[test]

@@ -17,7 +17,7 @@ BINDIR := $(TOP)/target/$(MUSL)/release
 KTREE   = $(or $(KDIR),$$(cat $(BUILD)/kdir))
 PMEM   ?= memmap
 
-.PHONY: all setup kernel module tools guest-bins initramfs run shell check clean corrupt-mount powercut
+.PHONY: all setup kernel module tools guest-bins initramfs run shell check clean corrupt-mount powercut explore
 
 all: module tools
 
@@ -62,6 +62,19 @@ corrupt-mount: initramfs
 	@grep -E '^corrupt-mount|RDAXFS-TEST|FAIL' $(BUILD)/corrupt-mount.log
 	@scripts/logscan.sh $(BUILD)/corrupt-mount.log
 	@grep -q 'RDAXFS-TEST: corrupt-mount PASS' $(BUILD)/corrupt-mount.log
+
+# The crash-state explorer alone: WORKLOADS generated workloads (default 300),
+# STRICT=1 fails on any violation, STATES caps the states per crash point,
+# BUDGET the states checked per workload (0 = all).
+WORKLOADS ?= 300
+STRICT ?= 0
+STATES ?= 8
+BUDGET ?= 40
+explore: initramfs
+	RDAXFS_GUEST_ENV="RDAXFS_EXPLORE_N=$(WORKLOADS) RDAXFS_EXPLORE_STRICT=$(STRICT) RDAXFS_EXPLORE_STATES=$(STATES) RDAXFS_EXPLORE_BUDGET=$(BUDGET)" \
+	scripts/guest.sh --kernel $(KTREE)/arch/x86/boot/bzImage --initrd $(BUILD)/initramfs.cpio.gz \
+	  --pmem $(PMEM) --image $(BUILD)/nvdimm-explore.img --smp 4 --tests crash-explore --timeout 1500 \
+	  --log $(BUILD)/explore.log
 
 check: setup kernel
 	@scripts/check.sh

@@ -70,6 +70,8 @@ pub(crate) struct Adder<'a> {
     fm: Option<Guard<'a, FileMap, MutexBackend>>,
     /// The grown directory's overflow chain, for [`inode::committed`].
     chain: Option<KVec<u64>>,
+    /// The entry was committed already (test-only split create).
+    done: bool,
 }
 
 impl<'a> Adder<'a> {
@@ -94,12 +96,27 @@ impl<'a> Adder<'a> {
             into,
             fm,
             chain: None,
+            done: false,
         })
+    }
+
+    /// An adder whose entry is already committed: staging does nothing.
+    pub(crate) fn staged(dir: &'a RInode) -> Self {
+        Self {
+            dir,
+            into: None,
+            fm: None,
+            chain: None,
+            done: true,
+        }
     }
 
     /// Stages the new entry `name -> ino` (growing the directory by a
     /// block if every block is full).
     pub(crate) fn stage(&mut self, tx: &mut Tx<'_>, name: &[u8], ino: u64, dtype: u8) -> Result {
+        if self.done {
+            return Ok(());
+        }
         if let Some(phys) = self.into {
             let b = tx.block(phys)?;
             format::dir_insert(b, ino, name, dtype).map_err(|_| EIO)?;

@@ -47,7 +47,11 @@ pub(crate) fn write_iter(k: &mut Kiocb<'_, Rdaxfs>) -> Result<usize> {
     if k.pos() > old {
         zero_tail(inode, old)?;
     }
+    let start = k.pos();
     let n = k.dax_rw()?;
+    if crate::glue::dax::trace::on() {
+        trace_written(inode, start, n as u64)?;
+    }
     if k.pos() > inode.size() {
         // The data is durable; the new size commits after it.
         inode.set_size(k.pos());
@@ -55,6 +59,25 @@ pub(crate) fn write_iter(k: &mut Kiocb<'_, Rdaxfs>) -> Result<usize> {
     }
     drop(_l);
     k.write_sync(n)
+}
+
+/// TEST ONLY (store trace on): records the bytes write(2) just copied to
+/// `[start, start + n)` as stores to their physical blocks, so that the
+/// crash-state explorer sees file data (DAX copies it, not DaxDev).
+fn trace_written(inode: &RInode, start: u64, n: u64) -> Result {
+    let info = inode.sb().info();
+    let mut pos = start;
+    while pos < start + n {
+        let within = pos % BLOCK_SIZE_U64;
+        let len = (BLOCK_SIZE_U64 - within).min(start + n - pos);
+        let phys = inode.info().map.lock().lookup(pos >> BLOCK_SHIFT);
+        if let Some((p, _)) = phys {
+            info.dax
+                .trace_data(p * BLOCK_SIZE_U64 + within, len as usize)?;
+        }
+        pos += len;
+    }
+    Ok(())
 }
 
 /// Zeroes the bytes of the block holding `size` that lie past it, so that

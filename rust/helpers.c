@@ -138,7 +138,7 @@ module_param(bug_break_layouts_once, bool, 0644);
 MODULE_PARM_DESC(bug_break_layouts_once, "TEST ONLY, corrupts data: stop break-layouts after one busy page (ext4 2018 bug)");
 static bool bug_drop_commit_fence;
 module_param(bug_drop_commit_fence, bool, 0644);
-MODULE_PARM_DESC(bug_drop_commit_fence, "TEST ONLY, breaks crash consistency: no fence between a transaction's log records and its commit header");
+MODULE_PARM_DESC(bug_drop_commit_fence, "TEST ONLY, breaks crash consistency: no fence between a transaction's commit header and its in-place stores");
 static unsigned int inject_tx_error;
 module_param(inject_tx_error, uint, 0644);
 MODULE_PARM_DESC(inject_tx_error, "TEST ONLY: fail every Nth metadata transaction with EIO before it commits (0: never)");
@@ -227,8 +227,17 @@ void rdaxfs_touch_cmtime(struct inode *inode) { inode_set_mtime_to_ts(inode, ino
 
 static struct dentry *rdaxfs_debugfs_root;
 
-void rdaxfs_debugfs_init(void) { rdaxfs_debugfs_root = debugfs_create_dir("rdaxfs", NULL); }
-void rdaxfs_debugfs_exit(void) { debugfs_remove_recursive(rdaxfs_debugfs_root); }
+void rdaxfs_debugfs_init(void)
+{
+	rdaxfs_debugfs_root = debugfs_create_dir("rdaxfs", NULL);
+	rdaxfs_trace_init();
+}
+
+void rdaxfs_debugfs_exit(void)
+{
+	debugfs_remove_recursive(rdaxfs_debugfs_root);
+	rdaxfs_trace_exit();
+}
 
 struct dentry *rdaxfs_debugfs_add(const char *dev, u64 *vals, const char *const *names, unsigned int n)
 {
@@ -247,3 +256,187 @@ bool rdaxfs_mmap_supported(struct vm_area_struct *vma, struct dax_device *dax_de
 }
 
 void rdaxfs_cond_resched(void) { cond_resched(); }
+/*
+ * TEST ONLY: the pmem store trace behind the crash-state explorer
+ * (tools/src/crashstate.rs). While on, every metadata store, zeroing and
+ * fence rdaxfs makes through DaxDev (rust/glue/dax.rs), the bytes write(2)
+ * copied through DAX, and the syscall markers a test writes to
+ * /sys/kernel/debug/rdaxfs/trace_ctl are appended to one buffer, read back
+ * from /sys/kernel/debug/rdaxfs/trace. Off, it costs the filesystem one
+ * load and branch per DaxDev call (rdaxfs_trace_enabled).
+ *
+ * Layout: a 16-byte header ("RDXTRACE", u32 version 1, u32 flags, bit 0 =
+ * overflowed), then records of a 16-byte head (u8 kind, 3 pad, u32 len,
+ * u64 off) and, for stores and data, len bytes. Kinds: 1 store, 2 fence,
+ * 3 begin (off = marker number), 4 end, 5 zero (len bytes at off now read
+ * zero), 6 data (a store of file data).
+ */
+#include <linux/spinlock.h>
+#include <linux/unaligned.h>
+#include <linux/vmalloc.h>
+
+bool rdaxfs_trace_enabled;
+static DEFINE_SPINLOCK(rdaxfs_trace_lock);
+static u8 *rdaxfs_trace_buf;
+static size_t rdaxfs_trace_len, rdaxfs_trace_cap;
+static bool rdaxfs_trace_overflow;
+static unsigned int rdaxfs_trace_fences; /* fences since the last begin marker */
+
+static unsigned int trace_buf_mib = 16;
+module_param(trace_buf_mib, uint, 0644);
+MODULE_PARM_DESC(trace_buf_mib, "TEST ONLY: size of the pmem store trace buffer (allocated when tracing starts)");
+static bool bug_dirent_before_inode;
+module_param(bug_dirent_before_inode, bool, 0644);
+MODULE_PARM_DESC(bug_dirent_before_inode, "TEST ONLY, breaks crash consistency: create publishes the directory entry before writing the inode");
+
+bool rdaxfs_bug_dirent_before_inode(void) { return READ_ONCE(bug_dirent_before_inode); }
+
+#define RDAXFS_TRACE_HDR 16
+
+/* Appends one record; the caller holds rdaxfs_trace_lock. */
+static void rdaxfs_trace_put(u8 kind, u64 off, const void *src, u32 len, bool copy)
+{
+	size_t need = 16 + (copy ? len : 0);
+	u8 *p;
+
+	if (!rdaxfs_trace_buf)
+		return;
+	if (rdaxfs_trace_len + need > rdaxfs_trace_cap) {
+		rdaxfs_trace_overflow = true;
+		return;
+	}
+	p = rdaxfs_trace_buf + rdaxfs_trace_len;
+	memset(p, 0, 16);
+	p[0] = kind;
+	put_unaligned_le32(len, p + 4);
+	put_unaligned_le64(off, p + 8);
+	if (copy)
+		memcpy(p + 16, src, len);
+	rdaxfs_trace_len += need;
+}
+
+void rdaxfs_trace_store(u64 off, const void *src, u32 len, bool data)
+{
+	spin_lock(&rdaxfs_trace_lock);
+	if (READ_ONCE(rdaxfs_trace_enabled))
+		rdaxfs_trace_put(data ? 6 : 1, off, src, len, true);
+	spin_unlock(&rdaxfs_trace_lock);
+}
+
+void rdaxfs_trace_zero(u64 off, u64 len)
+{
+	spin_lock(&rdaxfs_trace_lock);
+	if (READ_ONCE(rdaxfs_trace_enabled))
+		rdaxfs_trace_put(5, off, NULL, len, false);
+	spin_unlock(&rdaxfs_trace_lock);
+}
+
+void rdaxfs_trace_fence(void)
+{
+
+	spin_lock(&rdaxfs_trace_lock);
+	if (READ_ONCE(rdaxfs_trace_enabled)) {
+		rdaxfs_trace_fences++;
+		rdaxfs_trace_put(2, 0, NULL, 0, false);
+	}
+	spin_unlock(&rdaxfs_trace_lock);
+}
+
+static ssize_t rdaxfs_trace_read(struct file *f, char __user *ubuf, size_t count, loff_t *ppos)
+{
+	ssize_t r;
+
+	spin_lock(&rdaxfs_trace_lock);
+	if (rdaxfs_trace_buf)
+		put_unaligned_le32(rdaxfs_trace_overflow ? 1 : 0, rdaxfs_trace_buf + 12);
+	spin_unlock(&rdaxfs_trace_lock);
+	/* Read only while tracing is stopped (the test does); len only grows. */
+	if (!rdaxfs_trace_buf)
+		return 0;
+	r = simple_read_from_buffer(ubuf, count, ppos, rdaxfs_trace_buf, READ_ONCE(rdaxfs_trace_len));
+	return r;
+}
+
+static ssize_t rdaxfs_trace_ctl_write(struct file *f, const char __user *ubuf, size_t count, loff_t *ppos)
+{
+	char cmd[32];
+	size_t n = min(count, sizeof(cmd) - 1);
+	unsigned int num;
+	u8 *buf;
+
+	if (copy_from_user(cmd, ubuf, n))
+		return -EFAULT;
+	cmd[n] = 0;
+	if (!strncmp(cmd, "start", 5)) {
+		if (!rdaxfs_trace_buf) {
+			size_t cap = (size_t)clamp(trace_buf_mib, 1U, 1024U) << 20;
+
+			buf = vmalloc(cap);
+			if (!buf)
+				return -ENOMEM;
+			spin_lock(&rdaxfs_trace_lock);
+			if (!rdaxfs_trace_buf) {
+				rdaxfs_trace_buf = buf;
+				rdaxfs_trace_cap = cap;
+				buf = NULL;
+			}
+			spin_unlock(&rdaxfs_trace_lock);
+			vfree(buf);
+		}
+		spin_lock(&rdaxfs_trace_lock);
+		memcpy(rdaxfs_trace_buf, "RDXTRACE", 8);
+		put_unaligned_le32(1, rdaxfs_trace_buf + 8);
+		put_unaligned_le32(0, rdaxfs_trace_buf + 12);
+		rdaxfs_trace_len = RDAXFS_TRACE_HDR;
+		rdaxfs_trace_overflow = false;
+		rdaxfs_trace_fences = 0;
+		WRITE_ONCE(rdaxfs_trace_enabled, true);
+		spin_unlock(&rdaxfs_trace_lock);
+	} else if (!strncmp(cmd, "stop", 4)) {
+		WRITE_ONCE(rdaxfs_trace_enabled, false);
+		/* Any DaxDev call that saw the flag on finishes under the lock. */
+		spin_lock(&rdaxfs_trace_lock);
+		spin_unlock(&rdaxfs_trace_lock);
+	} else if (sscanf(cmd, "begin %u", &num) == 1) {
+		spin_lock(&rdaxfs_trace_lock);
+		if (rdaxfs_trace_enabled) {
+			rdaxfs_trace_put(3, num, NULL, 0, false);
+			rdaxfs_trace_fences = 0;
+		}
+		spin_unlock(&rdaxfs_trace_lock);
+	} else if (sscanf(cmd, "end %u", &num) == 1) {
+		spin_lock(&rdaxfs_trace_lock);
+		if (rdaxfs_trace_enabled)
+			rdaxfs_trace_put(4, num, NULL, 0, false);
+		spin_unlock(&rdaxfs_trace_lock);
+	} else {
+		return -EINVAL;
+	}
+	return count;
+}
+
+static const struct file_operations rdaxfs_trace_fops = {
+	.owner = THIS_MODULE,
+	.read = rdaxfs_trace_read,
+	.llseek = default_llseek,
+};
+
+static const struct file_operations rdaxfs_trace_ctl_fops = {
+	.owner = THIS_MODULE,
+	.write = rdaxfs_trace_ctl_write,
+	.llseek = noop_llseek,
+};
+
+void rdaxfs_trace_init(void)
+{
+	debugfs_create_file("trace", 0400, rdaxfs_debugfs_root, NULL, &rdaxfs_trace_fops);
+	debugfs_create_file("trace_ctl", 0200, rdaxfs_debugfs_root, NULL, &rdaxfs_trace_ctl_fops);
+}
+
+/* Module exit, after the debugfs files are gone. */
+void rdaxfs_trace_exit(void)
+{
+	WRITE_ONCE(rdaxfs_trace_enabled, false);
+	vfree(rdaxfs_trace_buf);
+	rdaxfs_trace_buf = NULL;
+}

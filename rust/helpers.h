@@ -111,3 +111,12 @@ struct dentry *rdaxfs_debugfs_add(const char *dev, u64 *vals, const char *const 
 void rdaxfs_debugfs_remove(struct dentry *dir);
 bool rdaxfs_mmap_supported(struct vm_area_struct *vma, struct dax_device *dax_dev);
 void rdaxfs_cond_resched(void);
+
+/* TEST ONLY: the pmem store trace of the crash-state explorer (helpers.c). */
+extern bool rdaxfs_trace_enabled;
+void rdaxfs_trace_store(u64 off, const void *src, u32 len, bool data);
+void rdaxfs_trace_zero(u64 off, u64 len);
+void rdaxfs_trace_fence(void);
+void rdaxfs_trace_init(void);
+void rdaxfs_trace_exit(void);
+bool rdaxfs_bug_dirent_before_inode(void);

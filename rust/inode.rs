@@ -377,7 +377,7 @@ pub(crate) fn iget(sb: &Sb, ino: u64) -> Result<ARef<RInode>> {
             gid: d.gid,
             times: times_of(&d),
             blocks: d.blocks,
-            rdev: d.rdev,
+            rdev: decode_dev(d.rdev),
             generation: d.generation,
         },
         d.is_symlink().then_some(link),
@@ -393,6 +393,21 @@ fn read_symlink(info: &SbInfo, fm: &FileMap, size: u64) -> Result<KVec<u8>> {
         return Err(bad());
     }
     Ok(t)
+}
+
+/// A device number as the format stores it (Linux `new_encode_dev`:
+/// minor low 8 bits, major, then the rest of the minor), from the kernel's
+/// `dev_t` (major << 20 | minor).
+fn encode_dev(dev: u32) -> u32 {
+    let (major, minor) = (dev >> 20, dev & 0xf_ffff);
+    (minor & 0xff) | (major << 8) | ((minor & !0xff) << 12)
+}
+
+/// The kernel's `dev_t` of a stored device number (`new_decode_dev`).
+fn decode_dev(dev: u32) -> u32 {
+    let major = (dev & 0xf_ff00) >> 8;
+    let minor = (dev & 0xff) | ((dev >> 12) & 0xf_ff00);
+    (major << 20) | minor
 }
 
 /// Copies mode, owner and times from the VFS inode into a record.
@@ -417,7 +432,7 @@ pub(crate) fn new_record(inode: &RInode, fm: &FileMap) -> format::Inode {
         nlink: inode.nlink(),
         generation: inode.generation(),
         parent: fm.parent,
-        rdev: inode.rdev(),
+        rdev: encode_dev(inode.rdev()),
         ..format::Inode::default()
     };
     set_attrs(&mut d, inode);

@@ -296,12 +296,12 @@ impl Tx<'_> {
         let (head, recs) = bytes.split_at(format::JOURNAL_HEADER);
         // 1. Records (and write_new blocks) durable before the header.
         info.dax.write(area(info) + head.len() as u64, recs)?;
+        info.dax.fence();
+        // 2. The header commits: durable before any in-place store.
+        info.dax.write(area(info), head)?;
         if !crate::glue::bugs::drop_commit_fence() {
             info.dax.fence();
         }
-        // 2. The header commits.
-        info.dax.write(area(info), head)?;
-        info.dax.fence();
         *self.seq = seq;
         *self.stats.0 += 1;
         *self.stats.1 += len as u64;

@@ -22,6 +22,9 @@
 //! 6. `SbInfo::blocks` (`rdaxfs:balloc`) and `SbInfo::inodes`
 //!    (`rdaxfs:ialloc`): the in-memory block and inode bitmaps. Innermost;
 //!    never both at once.
+//! 7. `rdaxfs_trace_lock` (a C spinlock in rust/helpers.c, test-only pmem
+//!    store trace): taken inside any of the above by `DaxDev` calls while
+//!    the trace is on; nothing is taken or slept on under it.
 //!
 //! No rdaxfs lock is held while calling back into the VFS in a way that can
 //! take a lock above it (`mark_inode_dirty` ends in `write_inode`, which

@@ -95,8 +95,24 @@ pub(crate) fn create(
     };
     dir.touch_cmtime();
     let dir_nlink = dir.nlink() + u32::from(new_is_dir);
+    if crate::glue::bugs::dirent_before_inode() {
+        // TEST ONLY (bug_dirent_before_inode): the entry commits in a
+        // transaction of its own, before the inode it names is written.
+        let r = transact(info, |tx| {
+            tx.alloc_inode(ino)?;
+            adder.stage(tx, name, ino, dtype(mode))
+        });
+        adder.finish(r.is_ok());
+        adder = Adder::staged(dir);
+        if let Err(e) = r {
+            inode.set_nlink(0);
+            return Err(e);
+        }
+    }
     let res = transact(info, |tx| {
-        tx.alloc_inode(ino)?;
+        if !crate::glue::bugs::dirent_before_inode() {
+            tx.alloc_inode(ino)?;
+        }
         if let Some(t) = symlink {
             let req = AllocRequest {
                 want: 1,

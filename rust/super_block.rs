@@ -101,7 +101,7 @@ pub(crate) fn fill_super(
         // the feature bit is durable before any transaction is logged.
         journal::init_area(&dax, &sb)?;
         sb.incompat |= INCOMPAT_JOURNAL;
-        write_sb_direct(&dax, &sb, false)?;
+        write_sb_direct(&dax, &sb)?;
         pr_info!("{}: journal started in the reserved area\n", id);
     } else {
         pr_err!(
@@ -223,24 +223,20 @@ fn restore_primary(dax: &DaxDev, id: &CStr, backup: Superblock, rw: bool) -> Res
     }
     if rw {
         sb.state = STATE_DIRTY;
-        write_sb_direct(dax, &sb, false)?;
+        write_sb_direct(dax, &sb)?;
         pr_info!("{}: primary superblock rewritten from the backup\n", id);
     }
     Ok(sb)
 }
 
-/// Writes the superblock outside a transaction (durably): the primary when
-/// no transaction can be pending (mount, before the journal is in use), or
-/// the backup copy (`backup`), which only mkfs, fsck and unmount write.
-fn write_sb_direct(dax: &DaxDev, sb: &Superblock, backup: bool) -> Result {
+/// Writes the primary superblock outside a transaction (durably), at mount
+/// when no transaction can be pending: starting the journal on an older
+/// image, or restoring the primary from the backup. A torn store here
+/// leaves the backup to fall back on again.
+fn write_sb_direct(dax: &DaxDev, sb: &Superblock) -> Result {
     let mut buf = KVec::from_elem(0u8, format::SB_SIZE, GFP_KERNEL)?;
     sb.encode(&mut buf).map_err(|_| EIO)?;
-    let at = if backup {
-        sb.backup_block() * BLOCK_SIZE_U64
-    } else {
-        0
-    };
-    dax.write(at, &buf)?;
+    dax.write(0, &buf)?;
     dax.fence();
     Ok(())
 }
@@ -281,13 +277,16 @@ pub(crate) fn put_super(sb: &Sb) {
         return;
     }
     let (b, i) = info.counts();
+    // The backup copy changes in the same transaction: a torn store can
+    // damage neither.
     let res = transact(info, |tx| {
         let s = tx.sb();
         (s.free_blocks, s.free_inodes) = (b, i);
         s.state = STATE_CLEAN;
-        Ok(*s)
-    })
-    .and_then(|s| write_sb_direct(&info.dax, &s, true));
+        let img = *s;
+        let backup = tx.bytes(img.backup_block() * BLOCK_SIZE_U64, format::SB_SIZE)?;
+        img.encode(backup).map_err(|_| EIO)
+    });
     if let Err(e) = res {
         pr_err!(
             "{}: writing the superblock at unmount failed: {:?}\n",

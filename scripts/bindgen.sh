@@ -32,7 +32,7 @@ allow=(
   --allowlist-function 'thp_get_unmapped_area|vmf_insert_.*|arch_wb_cache_pmem|memcpy_flushcache|__memset|memset'
   --allowlist-function 'nop_mnt_idmap|seq_.*|kobject_.*|debugfs_.*|schedule|msleep|usleep_range_state|fatal_signal_pending|ktime_get.*'
   --allowlist-type 'iomap|iomap_ops|iomap_iter|file_system_type|fs_context_operations|super_operations|inode_operations|file_operations|address_space_operations|vm_operations_struct|fs_parameter_spec|dentry_operations|kstatfs|kstat|iattr'
-  --allowlist-var 'nop_mnt_idmap|RUST_CONST_HELPER_.*|IOMAP_.*|FALLOC_FL_.*|S_IF.*|DT_.*|FS_REQUIRES_DEV|FS_.*|SB_.*|MS_.*|I_NEW|I_DIRTY_SYNC|ATTR_.*|VM_FAULT_.*|FMODE_.*|FOP_.*|STATX_.*|RENAME_.*|MAX_LFS_FILESIZE|PAGE_SIZE|PMD_ORDER|PAGE_SHIFT|O_.*|IOCB_.*|SEEK_.*|VM_.*|S_DAX|S_.*'
+  --allowlist-var 'rdaxfs_trace_enabled|nop_mnt_idmap|RUST_CONST_HELPER_.*|IOMAP_.*|FALLOC_FL_.*|S_IF.*|DT_.*|FS_REQUIRES_DEV|FS_.*|SB_.*|MS_.*|I_NEW|I_DIRTY_SYNC|ATTR_.*|VM_FAULT_.*|FMODE_.*|FOP_.*|STATX_.*|RENAME_.*|MAX_LFS_FILESIZE|PAGE_SIZE|PMD_ORDER|PAGE_SHIFT|O_.*|IOCB_.*|SEEK_.*|VM_.*|S_DAX|S_.*'
 )
 # shellcheck disable=SC2086
 eval "$bindgen_bin" "$header" "$opts" "${allow[@]@Q}" -o "$out.tmp" -- "$cflags" -I"$dir" -DMODULE

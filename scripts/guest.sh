@@ -33,6 +33,9 @@ append="console=ttyS0 panic=-1 oops=panic softlockup_panic=0 rdaxfs.pmem=$pmem r
 append="$append$env"
 # /dev/nullb0 completes I/O 200 ms late: O_DIRECT into it holds pages pinned.
 append="$append null_blk.irqmode=2 null_blk.completion_nsec=200000000 null_blk.nr_devices=1"
+# Extra KEY=VALUE words (no dot in KEY) reach the guest's init, and so the
+# tests, as environment variables, e.g. RDAXFS_GUEST_ENV="RDAXFS_EXPLORE_N=50".
+[ -z "${RDAXFS_GUEST_ENV:-}" ] || append="$append $RDAXFS_GUEST_ENV"
 args=(-cpu max -smp "$smp" -nographic -no-reboot -kernel "$kernel" -initrd "$initrd")
 case "$pmem" in
   memmap)

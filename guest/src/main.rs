@@ -13,6 +13,7 @@ mod demo;
 mod dma;
 mod enospc;
 mod enospc_faults;
+mod explore;
 mod export;
 mod export_test;
 mod flush;
@@ -92,6 +93,9 @@ const TESTS: &[(&str, Test)] = &[
     ("hardening-misc", hardening::hardening_misc),
     ("badblocks", badblocks::badblocks),
     ("corrupt-mount", corrupt::corrupt_mount),
+    ("crash-explore", explore::crash_explore),
+    ("crash-explore-teeth-fence", explore::teeth_fence),
+    ("crash-explore-teeth-dirent", explore::teeth_dirent),
 ];
 
 fn main() {

@@ -218,6 +218,9 @@ impl DaxDev {
     /// cannot be read back.
     pub(crate) fn write(&self, off: u64, buf: &[u8]) -> Result {
         self.check(off, buf.len())?;
+        if trace::on() {
+            trace::store(off, buf, false);
+        }
         if buf.is_empty() {
             return Ok(());
         }
@@ -296,6 +299,9 @@ impl DaxDev {
     /// Orders all earlier pmem writes before any later one (and makes them
     /// durable on platforms with ADR).
     pub(crate) fn fence(&self) {
+        if trace::on() {
+            trace::fence();
+        }
         // SAFETY: a store fence has no preconditions.
         unsafe { bindings::rdaxfs_pmem_fence() };
     }
@@ -304,12 +310,68 @@ impl DaxDev {
     /// device (which also clears poison), durably.
     pub(crate) fn zero_blocks(&self, block: u64, count: u64) -> Result {
         self.check(block << PAGE_SHIFT, (count << PAGE_SHIFT) as usize)?;
+        if trace::on() {
+            trace::zero(block << PAGE_SHIFT, count << PAGE_SHIFT);
+        }
         self.zero_pages(block, count).map_err(|fault| match fault {
             MediaFault::Driver(e) => Error::from_errno(e as i32),
             _ => EIO,
         })?;
         self.fence();
         Ok(())
+    }
+}
+
+impl DaxDev {
+    /// TEST ONLY: while the store trace is on, records the current bytes of
+    /// `[off, off + len)` (file data DAX has just copied there) as a data
+    /// store, so that crash states carry file contents.
+    pub(crate) fn trace_data(&self, off: u64, len: usize) -> Result {
+        if !trace::on() {
+            return Ok(());
+        }
+        let mut buf = KVec::from_elem(0u8, len, GFP_KERNEL)?;
+        self.read(off, &mut buf)?;
+        trace::store(off, &buf, true);
+        Ok(())
+    }
+}
+
+/// TEST ONLY: the pmem store trace read by the crash-state explorer
+/// (rust/helpers.c has the buffer and the debugfs files
+/// /sys/kernel/debug/rdaxfs/trace and trace_ctl). Every DaxDev store,
+/// zeroing and fence is recorded while it is on; off, the cost is one load
+/// and a predictable branch.
+pub(crate) mod trace {
+    use super::bindings;
+
+    /// Whether the trace is on.
+    #[inline(always)]
+    pub(crate) fn on() -> bool {
+        // SAFETY: a plain bool the C side flips with WRITE_ONCE; a racy read
+        // only decides whether one store is recorded.
+        unsafe { core::ptr::read_volatile(&raw const bindings::rdaxfs_trace_enabled) }
+    }
+
+    /// Records a store of `buf` at device offset `off` (`data`: file data).
+    pub(crate) fn store(off: u64, buf: &[u8], data: bool) {
+        for (i, c) in buf.chunks(1 << 20).enumerate() {
+            let at = off + ((i as u64) << 20);
+            // SAFETY: `c` is valid for `c.len()` bytes; the C side copies it.
+            unsafe { bindings::rdaxfs_trace_store(at, c.as_ptr().cast(), c.len() as u32, data) };
+        }
+    }
+
+    /// Records that `[off, off + len)` was zeroed.
+    pub(crate) fn zero(off: u64, len: u64) {
+        // SAFETY: records two numbers.
+        unsafe { bindings::rdaxfs_trace_zero(off, len) };
+    }
+
+    /// Records a fence; `false` if the test-only switch drops this fence.
+    pub(crate) fn fence() {
+        // SAFETY: records a fence under the trace lock.
+        unsafe { bindings::rdaxfs_trace_fence() }
     }
 }
 

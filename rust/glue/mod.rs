@@ -83,7 +83,8 @@ pub(crate) mod bugs {
         // SAFETY: reads a module parameter.
         unsafe { bindings::rdaxfs_bug_break_layouts_once() }
     }
-    /// Leave out the fence between a transaction's records and its header.
+    /// Leave out the fence between a transaction's header and its in-place
+    /// stores.
     pub(crate) fn drop_commit_fence() -> bool {
         // SAFETY: reads a module parameter.
         unsafe { bindings::rdaxfs_bug_drop_commit_fence() }
@@ -102,6 +103,12 @@ pub(crate) mod bugs {
     pub(crate) fn evict_skip_wait() -> bool {
         // SAFETY: reads a module parameter.
         unsafe { bindings::rdaxfs_bug_evict_skip_wait() }
+    }
+    /// Create writes the directory entry before the inode it names
+    /// (crash-state explorer teeth).
+    pub(crate) fn dirent_before_inode() -> bool {
+        // SAFETY: reads a module parameter.
+        unsafe { bindings::rdaxfs_bug_dirent_before_inode() }
     }
     /// Sleeps for the configured racy-window delay (0: no delay).
     pub(crate) fn delay() {

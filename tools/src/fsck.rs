@@ -114,25 +114,34 @@ struct Checker<'a, D: Dev> {
 /// Checks (and with `opts.repair`, repairs) the image on `dev`. `Err` is
 /// an operational error (I/O); findings are in the report.
 pub fn check<D: Dev>(dev: &mut D, opts: Options) -> io::Result<Report> {
-    // A committed journal transaction is part of the filesystem's state:
-    // the kernel replays it at mount. Check the state after replay (in a
-    // copy-on-write view with -n, on the device with -y).
-    let Ok(Some(seq)) = crate::recover::pending(dev) else {
+    // A committed journal transaction and the orphan list are part of the
+    // filesystem's state: the kernel replays the one and frees the other at
+    // mount. Check the state after that recovery (in a copy-on-write view
+    // with -n, on the device with -y).
+    if !crate::recover::needed(dev).unwrap_or(false) {
         return check_image(dev, opts);
-    };
-    let mut rep = if opts.repair {
-        crate::recover::recover(dev).map_err(io::Error::other)?;
-        check_image(dev, opts)?
+    }
+    let (done, mut rep) = if opts.repair {
+        let done = crate::recover::recover(dev).map_err(io::Error::other)?;
+        (done, check_image(dev, opts)?)
     } else {
         let mut view = crate::recover::Overlay::new(dev);
-        crate::recover::recover(&mut view).map_err(io::Error::other)?;
-        check_image(&mut view, opts)?
+        let done = crate::recover::recover(&mut view).map_err(io::Error::other)?;
+        (done, check_image(&mut view, opts)?)
     };
     let how = if opts.repair { "" } else { " (in memory: -n)" };
-    rep.notes.insert(
-        0,
-        format!("journal: replayed committed transaction {seq}{how}"),
-    );
+    if let Some(seq) = done.replayed {
+        rep.notes.insert(
+            0,
+            format!("journal: replayed committed transaction {seq}{how}"),
+        );
+    }
+    if done.orphans != 0 {
+        rep.notes.insert(
+            0,
+            format!("orphans: freed {} unlinked inode(s){how}", done.orphans),
+        );
+    }
     Ok(rep)
 }
 

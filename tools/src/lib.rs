@@ -3,6 +3,7 @@
 //! `dump.rdaxfs`, the host tests and guest test programs.
 
 pub mod build;
+pub mod crashstate;
 pub mod dev;
 pub mod fs;
 pub mod fsck;

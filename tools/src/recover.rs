@@ -4,9 +4,10 @@
 //! run the same replay code from the format crate.
 
 use crate::dev::Dev;
+use crate::fs::Fs;
 use rdaxfs_format::{
-    journal_read, journal_replay, FormatError, JournalTarget, Superblock, BLOCK_SIZE_U64,
-    INCOMPAT_JOURNAL, SB_SIZE,
+    inode_location, journal_apply, journal_read, journal_replay, FormatError, JournalTarget,
+    Record, Superblock, BLOCK_SIZE_U64, INCOMPAT_JOURNAL, INODE_SIZE, SB_SIZE,
 };
 use std::collections::BTreeMap;
 use std::io;
@@ -20,6 +21,8 @@ pub struct Recovered {
     pub log_bytes: u64,
     /// The primary superblock was unreadable and the backup was used.
     pub used_backup: bool,
+    /// Orphans (unlinked inodes a crash left allocated) freed.
+    pub orphans: u64,
 }
 
 /// Reads the superblock recovery works from: the primary, or the backup in
@@ -75,7 +78,8 @@ pub fn pending<D: Dev>(dev: &mut D) -> Result<Option<u64>, String> {
 }
 
 /// Brings `dev` to the state the kernel's mount-time recovery produces:
-/// replays a committed journal transaction and clears the journal header.
+/// replays a committed journal transaction, clears the journal header and
+/// frees the inodes on the orphan list.
 /// The image is modified in place (use [`Overlay`] to leave it alone).
 pub fn recover<D: Dev>(dev: &mut D) -> Result<Recovered, String> {
     let (sb, used_backup) = read_superblock(dev)?;
@@ -94,9 +98,76 @@ pub fn recover<D: Dev>(dev: &mut D) -> Result<Recovered, String> {
         out.log_bytes = u64::from(tx.len);
         dev.write_at(sb.journal_start * BLOCK_SIZE_U64, &[0u8; 8])
             .map_err(|e| format!("clearing the journal: {e}"))?;
-        dev.sync().map_err(|e| format!("sync: {e}"))?;
     }
+    if !used_backup {
+        out.orphans = reclaim_orphans(dev)?;
+    }
+    dev.sync().map_err(|e| format!("sync: {e}"))?;
     Ok(out)
+}
+
+/// Frees every inode on the orphan list, as mount does: its data and
+/// overflow blocks, its record and its inode number; then empties the list.
+fn reclaim_orphans<D: Dev>(dev: &mut D) -> Result<u64, String> {
+    let mut fs = Fs::open(&mut *dev).map_err(|e| format!("orphans: {e}"))?;
+    let sb = fs.sb;
+    let mut ino = sb.orphan_head;
+    let mut n = 0u64;
+    let bbm = sb.block_bitmap_start * BLOCK_SIZE_U64;
+    let ibm = sb.inode_bitmap_start * BLOCK_SIZE_U64;
+    while ino != 0 {
+        if n >= sb.inode_count {
+            return Err("orphan list loops".into());
+        }
+        let d = fs
+            .read_inode(ino)
+            .map_err(|e| format!("orphan inode {ino}: {e}"))?;
+        let (exts, chain) = fs
+            .extents(ino, &d)
+            .map_err(|e| format!("orphan inode {ino}: {e}"))?;
+        let mut t = Target(&mut fs.dev);
+        let clear = |t: &mut Target<'_, &mut D>, base, first, count| {
+            let r = Record::Bits {
+                set: false,
+                base,
+                first,
+                count,
+            };
+            journal_apply(t, &r).map_err(|e| format!("orphan inode {ino}: {}", e.msg()))
+        };
+        for e in &exts {
+            clear(&mut t, bbm, e.physical, u64::from(e.len))?;
+        }
+        for &b in &chain {
+            clear(&mut t, bbm, b, 1)?;
+        }
+        clear(&mut t, ibm, ino - 1, 1)?;
+        let (blk, off) = inode_location(&sb, ino).map_err(|e| e.msg().to_string())?;
+        fs.dev
+            .write_at(blk * BLOCK_SIZE_U64 + off as u64, &[0u8; INODE_SIZE])
+            .map_err(|e| format!("orphan inode {ino}: {e}"))?;
+        ino = d.next_orphan;
+        n += 1;
+    }
+    if n != 0 {
+        fs.sb.orphan_head = 0;
+        let mut buf = vec![0u8; SB_SIZE];
+        fs.sb.encode(&mut buf).map_err(|e| e.msg().to_string())?;
+        fs.dev
+            .write_at(0, &buf)
+            .map_err(|e| format!("superblock: {e}"))?;
+    }
+    Ok(n)
+}
+
+/// Whether recovery has anything to do: a committed journal transaction
+/// or orphans on the list.
+pub fn needed<D: Dev>(dev: &mut D) -> Result<bool, String> {
+    if pending(dev)?.is_some() {
+        return Ok(true);
+    }
+    let (sb, backup) = read_superblock(dev)?;
+    Ok(!backup && sb.orphan_head != 0)
 }
 
 /// A copy-on-write view of a device: reads see the writes made through it,

@@ -3,7 +3,8 @@
 //! last page, which must never reach the file), ftruncate, fallocate
 //! (allocate, KEEP_SIZE, PUNCH_HOLE, ZERO_RANGE with and without
 //! KEEP_SIZE, COLLAPSE_RANGE, INSERT_RANGE and their EINVAL cases),
-//! fsync, and umount+mount every ~200 operations.
+//! copy_file_range, sendfile and splice between ranges of the file, fsync,
+//! and umount+mount every ~200 operations.
 //!
 //! Environment: `RDAXFS_FSX_SEED` (default: from the clock; always
 //! printed), `RDAXFS_FSX_OPS` (default 3000), `RDAXFS_FSX_SECS` (time
@@ -18,6 +19,7 @@ use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use crate::copy_splice::{copy_range_all, sendfile_all, splice_all};
 use crate::util::*;
 
 /// Offsets of writes and most ranges stay below this.
@@ -46,6 +48,9 @@ enum Kind {
     Insert,
     BadCollapseInsert,
     Fsync,
+    CopyRange,
+    Sendfile,
+    Splice,
 }
 
 impl Kind {
@@ -65,6 +70,9 @@ impl Kind {
         (Kind::Insert, 5),
         (Kind::BadCollapseInsert, 2),
         (Kind::Fsync, 2),
+        (Kind::CopyRange, 4),
+        (Kind::Sendfile, 2),
+        (Kind::Splice, 2),
     ];
     /// Fallocate-based kinds a host filesystem may not support.
     fn optional(self) -> bool {
@@ -492,6 +500,54 @@ impl Fsx {
                             mode_name(mode)
                         )))
                     }
+                }
+            }
+            Kind::CopyRange | Kind::Sendfile | Kind::Splice => {
+                // Source (possibly at or past EOF) and destination ranges
+                // of the same file, apart (copy_file_range refuses
+                // overlapping ranges of one file).
+                let src = self.off(size + B);
+                let mut len = self.len(MAXIO);
+                let dst = self.off(SPAN);
+                if src < size && src + len > size && dst + len > size {
+                    // The copy would grow the file while its source runs
+                    // into EOF: the kernel's splice loop then reads on into
+                    // the new bytes, in chunks the model cannot predict.
+                    len = size - src;
+                }
+                let name = match k {
+                    Kind::CopyRange => "copy_file_range",
+                    Kind::Sendfile => "sendfile",
+                    _ => "splice",
+                };
+                if dst < src + len && src < dst + len {
+                    self.note(format!("{name} skipped: ranges overlap"));
+                    return Ok(Outcome::Ok);
+                }
+                self.note(format!("{name} {src:#x}+{len:#x} -> {dst:#x}"));
+                let fd = self.fd();
+                let l = len as usize;
+                let r = match k {
+                    Kind::CopyRange => copy_range_all(fd, src, fd, dst, l),
+                    Kind::Sendfile => sendfile_all(fd, src, fd, dst, l),
+                    _ => splice_all(fd, src, fd, dst, l),
+                };
+                let n = r.map_err(|e| {
+                    self.fail(format!(
+                        "{name} failed with {}, expected success",
+                        errno_name(e)
+                    ))
+                })? as u64;
+                let want = size.saturating_sub(src).min(len);
+                if n != want {
+                    return Err(self.fail(format!("{name} moved {n} bytes, expected {want}")));
+                }
+                if n > 0 {
+                    let d = self.model[src as usize..(src + n) as usize].to_vec();
+                    if dst + n > size {
+                        self.resize(dst + n);
+                    }
+                    self.model[dst as usize..(dst + n) as usize].copy_from_slice(&d);
                 }
             }
             Kind::Fsync => {

@@ -5,6 +5,7 @@
 #[allow(clippy::precedence)]
 mod basic;
 mod bench;
+mod copy_splice;
 mod crash;
 mod data;
 mod demo;
@@ -15,6 +16,8 @@ mod export;
 mod export_test;
 mod fsx;
 mod layouts_retry;
+mod map_coherence;
+mod max_size;
 mod mmap_modes;
 mod mount;
 mod namespace;
@@ -55,6 +58,9 @@ const TESTS: &[(&str, Test)] = &[
     ("pmd-punch", pmd_punch::pmd_punch),
     ("enospc-faults", enospc_faults::enospc_faults),
     ("fsx", fsx::fsx),
+    ("map-coherence", map_coherence::map_coherence),
+    ("max-size", max_size::max_size),
+    ("copy-splice", copy_splice::copy_splice),
     ("pmd-ratio", pmd_ratio::pmd_ratio),
 ];
 

@@ -1,7 +1,7 @@
 //! Regular files: read/write through DAX, fsync, size changes, fallocate
 //! and page faults.
 
-use crate::format::{BLOCK_SHIFT, BLOCK_SIZE_U64, HUGE_BLOCKS};
+use crate::format::{BLOCK_SHIFT, BLOCK_SIZE_U64, HUGE_BLOCKS, MAX_LOGICAL_BLOCK};
 use crate::glue::bindings::{
     FALLOC_FL_COLLAPSE_RANGE, FALLOC_FL_INSERT_RANGE, FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE,
     FALLOC_FL_ZERO_RANGE, VM_FAULT_FALLBACK, VM_FAULT_NEEDDSYNC,
@@ -202,8 +202,9 @@ fn shift_range(inode: &RInode, off: u64, len: u64, insert: bool) -> Result {
     if (insert && off >= size) || (!insert && off + len >= size) {
         return Err(EINVAL);
     }
-    if insert && size + len > MAX_BYTES {
-        return Err(EFBIG);
+    if insert {
+        // The size limit and RLIMIT_FSIZE, as for truncate (xfs does too).
+        inode.newsize_ok(size + len)?;
     }
     inode.dio_wait();
     let inv = inode.invalidate_lock();
@@ -215,6 +216,12 @@ fn shift_range(inode: &RInode, off: u64, len: u64, insert: bool) -> Result {
     let (b, n) = (off >> BLOCK_SHIFT, len >> BLOCK_SHIFT);
     if insert {
         let mut fm = inode.info().map.lock();
+        // Blocks kept past EOF (fallocate KEEP_SIZE) move too: none may
+        // end up past the largest offset the format maps.
+        let map_end = fm.ext.iter().map(|e| e.logical + u64::from(e.len)).max();
+        if map_end.is_some_and(|e| e + n > MAX_LOGICAL_BLOCK) {
+            return Err(EFBIG);
+        }
         fm.split_at(b)?;
         fm.shift(b, n as i64)?;
         inode.set_size(size + len);
@@ -255,6 +262,10 @@ pub(crate) fn fallocate(inode: &RInode, mode: i32, offset: i64, len: i64) -> Res
         return Err(code::eopnotsupp());
     }
     let _l = inode.lock();
+    if mode & FALLOC_FL_KEEP_SIZE == 0 && end > inode.size() {
+        // RLIMIT_FSIZE (s_maxbytes is checked by the VFS), before any change.
+        inode.newsize_ok(end)?;
+    }
     inode.dio_wait();
     let inv = inode.invalidate_lock();
     if mode & (FALLOC_FL_PUNCH_HOLE | FALLOC_FL_ZERO_RANGE) != 0 {

@@ -267,6 +267,15 @@ impl<T: FileSystem> Inode<T> {
         // SAFETY: a live inode; callers hold i_rwsem and the invalidate lock.
         unsafe { bindings::truncate_pagecache(self.raw(), size as i64) };
     }
+
+    /// Whether the file may grow to `size`: `EFBIG` past `s_maxbytes` or
+    /// the caller's RLIMIT_FSIZE (which also sends SIGXFSZ), as truncate
+    /// checks it.
+    pub(crate) fn newsize_ok(&self, size: u64) -> Result {
+        let size = i64::try_from(size).map_err(|_| EFBIG)?;
+        // SAFETY: a live inode.
+        kernel::error::to_result(unsafe { bindings::inode_newsize_ok(self.raw(), size) })
+    }
 }
 
 /// i_rwsem held shared.

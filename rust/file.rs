@@ -7,6 +7,7 @@ use crate::glue::bindings::{
     FALLOC_FL_ZERO_RANGE, VM_FAULT_FALLBACK, VM_FAULT_NEEDDSYNC,
 };
 use crate::glue::code;
+use crate::glue::inode::InvalidateGuard;
 use crate::glue::{file::dax_writeback, Kiocb, VmFault};
 use crate::inode::{persist, RInode};
 use crate::layouts::break_layouts;
@@ -133,8 +134,16 @@ pub(crate) fn set_size(inode: &RInode, size: u64) -> Result {
     persist(inode, &mut fm)
 }
 
-/// Allocates zeroed blocks for every hole in `[first, first + count)`.
-fn allocate(inode: &RInode, first: u64, count: u64) -> Result {
+/// Allocates zeroed blocks for every hole in `[first, first + count)`;
+/// the caller holds i_rwsem and `inv`.
+///
+/// A read fault on a hole maps a zero page. Once the hole has blocks, a
+/// write(2) there finds them mapped and stores into pmem, and DAX only
+/// unmaps zero pages for blocks iomap reports as new: so each filled hole
+/// is invalidated here, or a mapping would go on showing zeros where
+/// read(2) shows the data (ext4 and xfs report their unwritten extents as
+/// new when a write converts them).
+fn allocate(inode: &RInode, inv: &InvalidateGuard<'_, Rdaxfs>, first: u64, count: u64) -> Result {
     let mut l = first;
     while l < first + count {
         let fm = inode.info().map.lock();
@@ -144,6 +153,7 @@ fn allocate(inode: &RInode, first: u64, count: u64) -> Result {
         }
         let hole = fm.hole_len(l, first + count - l);
         let (_, n) = iomap::alloc_zeroed(inode, fm, l, hole, hole >= HUGE_BLOCKS)?;
+        inv.invalidate_range(l << BLOCK_SHIFT, ((l + n) << BLOCK_SHIFT) - 1);
         l += n;
     }
     Ok(())
@@ -171,12 +181,7 @@ fn zero_bytes(inode: &RInode, start: u64, end: u64) -> Result {
 }
 
 /// Punches `[off, end)`: whole blocks are freed, partial ones zeroed.
-fn punch(
-    inode: &RInode,
-    inv: &crate::glue::inode::InvalidateGuard<'_, Rdaxfs>,
-    off: u64,
-    end: u64,
-) -> Result {
+fn punch(inode: &RInode, inv: &InvalidateGuard<'_, Rdaxfs>, off: u64, end: u64) -> Result {
     break_layouts(inode, inv, off, end - 1)?;
     flush_around(inode, off, end)?;
     inode.truncate_pagecache_range(off, end - 1);
@@ -285,7 +290,7 @@ pub(crate) fn fallocate(inode: &RInode, mode: i32, offset: i64, len: i64) -> Res
     }
     if mode & FALLOC_FL_PUNCH_HOLE == 0 {
         let first = off >> BLOCK_SHIFT;
-        allocate(inode, first, end.div_ceil(BLOCK_SIZE_U64) - first)?;
+        allocate(inode, &inv, first, end.div_ceil(BLOCK_SIZE_U64) - first)?;
         if mode & FALLOC_FL_KEEP_SIZE == 0 && end > inode.size() {
             inode.set_size(end);
         }

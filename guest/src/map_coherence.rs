@@ -269,9 +269,13 @@ impl<'a> Mc<'a> {
                     .map_err(falloc_err)?;
                 let want = (self.src_model.len() as u64).saturating_sub(s).min(l) as usize;
                 ensure!(n == want, "{op}: copied {n} bytes, expected {want}");
-                self.grow(d + n as u64);
-                self.model[d as usize..d as usize + n]
-                    .copy_from_slice(&self.src_model[s as usize..s as usize + n]);
+                if n > 0 {
+                    // Nothing copied (source offset at or past its EOF)
+                    // leaves the destination as it was.
+                    self.grow(d + n as u64);
+                    self.model[d as usize..d as usize + n]
+                        .copy_from_slice(&self.src_model[s as usize..s as usize + n]);
+                }
             }
             Op::Store(o, l) => {
                 ensure!(
@@ -669,6 +673,12 @@ mod tests {
     #[test]
     fn map_coherence_on_host_fs() {
         let t = TempDir::new("mc");
-        assert_eq!(run_all(&t.0, false, 3, 60).unwrap(), Vec::<String>::new());
+        // 301798403 copies from past the source's EOF.
+        for seed in [3, 301_798_403] {
+            assert_eq!(
+                run_all(&t.0, false, seed, 60).unwrap(),
+                Vec::<String>::new()
+            );
+        }
     }
 }

@@ -39,7 +39,10 @@ pub(crate) fn write_iter(k: &mut Kiocb<'_, Rdaxfs>) -> Result<usize> {
     }
     k.file_modified()?;
     let old = inode.size();
-    if k.pos() > old {
+    if k.pos() + k.count() as u64 > old {
+        // The write may end past EOF: whatever a mapped store left past
+        // the old EOF in its block must read as zeros, both in a gap the
+        // write leaves and past the write's end (the new EOF).
         zero_tail(inode, old)?;
     }
     let n = k.dax_rw()?;

@@ -667,10 +667,13 @@ const EXTENDERS: &[&str] = &[
     "pwrite past EOF",
     "fallocate 0 past EOF",
     "ZERO_RANGE past EOF",
+    "pwrite across EOF",
 ];
 
 /// Deterministic check of each extender: a store through a mapping past
-/// EOF (in the last page) must not become file data when EOF moves up.
+/// EOF (in the last page) must not become file data when EOF moves up,
+/// nor stay past the new EOF when that is still in the same block (a
+/// mapping would read it there, and INSERT_RANGE carries it along).
 /// Returns one message per extender that exposed the stored bytes.
 pub fn eof_tail_checks(dir: &Path) -> Result<Vec<String>, String> {
     const SIZE: u64 = 1000;
@@ -691,7 +694,10 @@ pub fn eof_tail_checks(dir: &Path) -> Result<Vec<String>, String> {
                 .write_all_at(&[0x22; 10], 3 * B)
                 .map_err(|e| e.raw_os_error().unwrap_or(0)),
             2 => fallocate(fd, 0, 2 * B, B),
-            _ => fallocate(fd, libc::FALLOC_FL_ZERO_RANGE, 2 * B, B),
+            3 => fallocate(fd, libc::FALLOC_FL_ZERO_RANGE, 2 * B, B),
+            _ => f
+                .write_all_at(&[0x22; 100], SIZE - 50)
+                .map_err(|e| e.raw_os_error().unwrap_or(0)),
         };
         if let Err(e) = r {
             if !(i == 3 && e == libc::EOPNOTSUPP) {
@@ -699,6 +705,25 @@ pub fn eof_tail_checks(dir: &Path) -> Result<Vec<String>, String> {
             }
             drop(f);
             let _ = fs::remove_file(&p);
+            continue;
+        }
+        if i == 4 {
+            // The new EOF (SIZE + 50) is in the same block: past it, a
+            // mapping must read zeros.
+            let end = SIZE + 50;
+            let map = ctx(Mapping::shared(f.as_raw_fd(), BLOCK), "mmap")?;
+            let mut t = vec![0u8; (B - end) as usize];
+            map.read_at(end as usize, &mut t);
+            if let Some(j) = t.iter().position(|&x| x != 0) {
+                bad.push(format!(
+                    "{how}: after a mapped store past EOF (size {SIZE}) and a write to {end}, a mapping reads {:#04x} at byte {} past the new EOF, expected 0",
+                    t[j],
+                    end + j as u64
+                ));
+            }
+            drop(map);
+            drop(f);
+            ctx(fs::remove_file(&p), "unlink")?;
             continue;
         }
         let mut b = vec![0u8; (B - SIZE) as usize];

@@ -1,13 +1,14 @@
 //! Regular files: read/write through DAX, fsync, size changes, fallocate
 //! and page faults.
 
-use crate::format::{BLOCK_SHIFT, BLOCK_SIZE_U64, HUGE_BLOCKS};
+use crate::format::{BLOCK_SHIFT, BLOCK_SIZE_U64, HUGE_BLOCKS, MAX_LOGICAL_BLOCK};
 use crate::glue::bindings::{
     FALLOC_FL_COLLAPSE_RANGE, FALLOC_FL_INSERT_RANGE, FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE,
     FALLOC_FL_ZERO_RANGE, VM_FAULT_FALLBACK, VM_FAULT_NEEDDSYNC, VM_FAULT_SIGBUS,
 };
 use crate::glue::code;
 use crate::glue::file::{dax_writeback, OpenFile};
+use crate::glue::inode::InvalidateGuard;
 use crate::glue::{Kiocb, VmFault};
 use crate::inode::{persist, persist_with, unmap_range, RInode, FREE_CHUNK};
 use crate::layouts::break_layouts;
@@ -44,11 +45,17 @@ pub(crate) fn write_iter(k: &mut Kiocb<'_, Rdaxfs>) -> Result<usize> {
     }
     k.file_modified()?;
     let old = inode.size();
-    if k.pos() > old {
+    if k.pos() + k.count() as u64 > old {
+        // The write may end past EOF: whatever a mapped store left past
+        // the old EOF in its block must read as zeros, both in a gap the
+        // write leaves and past the write's end (the new EOF).
         zero_tail(inode, old)?;
     }
     let start = k.pos();
     let n = k.dax_rw()?;
+    // DAX copied with cache-bypassing stores: make them durable before the
+    // write returns (and before a new size can commit).
+    inode.sb().info().dax.fence();
     if crate::glue::dax::trace::on() {
         trace_written(inode, start, n as u64)?;
     }
@@ -150,8 +157,16 @@ pub(crate) fn set_size(inode: &RInode, size: u64) -> Result {
     persist(inode, &mut fm)
 }
 
-/// Allocates zeroed blocks for every hole in `[first, first + count)`.
-fn allocate(inode: &RInode, first: u64, count: u64) -> Result {
+/// Allocates zeroed blocks for every hole in `[first, first + count)`;
+/// the caller holds i_rwsem and `inv`.
+///
+/// A read fault on a hole maps a zero page. Once the hole has blocks, a
+/// write(2) there finds them mapped and stores into pmem, and DAX only
+/// unmaps zero pages for blocks iomap reports as new: so each filled hole
+/// is invalidated here, or a mapping would go on showing zeros where
+/// read(2) shows the data (ext4 and xfs report their unwritten extents as
+/// new when a write converts them).
+fn allocate(inode: &RInode, inv: &InvalidateGuard<'_, Rdaxfs>, first: u64, count: u64) -> Result {
     let mut l = first;
     while l < first + count {
         let fm = inode.info().map.lock();
@@ -161,6 +176,7 @@ fn allocate(inode: &RInode, first: u64, count: u64) -> Result {
         }
         let hole = fm.hole_len(l, first + count - l);
         let (_, n) = iomap::alloc_zeroed(inode, fm, l, hole, hole >= HUGE_BLOCKS)?;
+        inv.invalidate_range(l << BLOCK_SHIFT, ((l + n) << BLOCK_SHIFT) - 1);
         l += n;
     }
     Ok(())
@@ -188,12 +204,7 @@ fn zero_bytes(inode: &RInode, start: u64, end: u64) -> Result {
 }
 
 /// Punches `[off, end)`: whole blocks are freed, partial ones zeroed.
-fn punch(
-    inode: &RInode,
-    inv: &crate::glue::inode::InvalidateGuard<'_, Rdaxfs>,
-    off: u64,
-    end: u64,
-) -> Result {
+fn punch(inode: &RInode, inv: &InvalidateGuard<'_, Rdaxfs>, off: u64, end: u64) -> Result {
     break_layouts(inode, inv, off, end - 1)?;
     flush_around(inode, off, end)?;
     inode.truncate_pagecache_range(off, end - 1);
@@ -220,10 +231,8 @@ fn shift_range(file: &OpenFile<'_, Rdaxfs>, off: u64, len: u64, insert: bool) ->
     if (insert && off >= size) || (!insert && off + len >= size) {
         return Err(EINVAL);
     }
-    if insert && size + len > MAX_BYTES {
-        return Err(EFBIG);
-    }
     if insert {
+        // The size limit and RLIMIT_FSIZE, as for truncate (xfs does too).
         inode.newsize_ok(size + len)?;
     }
     file.modified(&_l)?;
@@ -238,6 +247,12 @@ fn shift_range(file: &OpenFile<'_, Rdaxfs>, off: u64, len: u64, insert: bool) ->
     inode.touch_cmtime();
     let mut fm = inode.info().map.lock();
     if insert {
+        // Blocks kept past EOF (fallocate KEEP_SIZE) move too: none may
+        // end up past the largest offset the format maps.
+        let map_end = fm.ext.iter().map(|e| e.logical + u64::from(e.len)).max();
+        if map_end.is_some_and(|e| e + n > MAX_LOGICAL_BLOCK) {
+            return Err(EFBIG);
+        }
         fm.split_at(b)?;
         fm.shift(b, n as i64)?;
         inode.set_size(size + len);
@@ -323,7 +338,7 @@ pub(crate) fn fallocate(file: &OpenFile<'_, Rdaxfs>, mode: i32, offset: i64, len
     }
     if mode & FALLOC_FL_PUNCH_HOLE == 0 {
         let first = off >> BLOCK_SHIFT;
-        allocate(inode, first, end.div_ceil(BLOCK_SIZE_U64) - first)?;
+        allocate(inode, &inv, first, end.div_ceil(BLOCK_SIZE_U64) - first)?;
         if mode & FALLOC_FL_KEEP_SIZE == 0 && end > inode.size() {
             inode.set_size(end);
         }

@@ -49,6 +49,7 @@ pub(crate) struct Rdaxfs;
 impl FileSystem for Rdaxfs {
     const NAME: &'static CStr = c_str!("rdaxfs");
     const MAGIC: u32 = super_block::MAGIC;
+    const MAX_FILE_SIZE: u64 = format::MAX_FILE_SIZE;
     type SbInfo = super_block::SbInfo;
     type InodeInfo = inode::InodeInfo;
     type Options = options::Options;

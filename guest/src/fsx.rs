@@ -3,7 +3,8 @@
 //! last page, which must never reach the file), ftruncate, fallocate
 //! (allocate, KEEP_SIZE, PUNCH_HOLE, ZERO_RANGE with and without
 //! KEEP_SIZE, COLLAPSE_RANGE, INSERT_RANGE and their EINVAL cases),
-//! fsync, and umount+mount every ~200 operations.
+//! copy_file_range, sendfile and splice between ranges of the file, fsync,
+//! and umount+mount every ~200 operations.
 //!
 //! Environment: `RDAXFS_FSX_SEED` (default: from the clock; always
 //! printed), `RDAXFS_FSX_OPS` (default 3000), `RDAXFS_FSX_SECS` (time
@@ -18,6 +19,7 @@ use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use crate::copy_splice::{copy_range_all, sendfile_all, splice_all};
 use crate::util::*;
 
 /// Offsets of writes and most ranges stay below this.
@@ -46,6 +48,9 @@ enum Kind {
     Insert,
     BadCollapseInsert,
     Fsync,
+    CopyRange,
+    Sendfile,
+    Splice,
 }
 
 impl Kind {
@@ -65,6 +70,9 @@ impl Kind {
         (Kind::Insert, 5),
         (Kind::BadCollapseInsert, 2),
         (Kind::Fsync, 2),
+        (Kind::CopyRange, 4),
+        (Kind::Sendfile, 2),
+        (Kind::Splice, 2),
     ];
     /// Fallocate-based kinds a host filesystem may not support.
     fn optional(self) -> bool {
@@ -494,6 +502,54 @@ impl Fsx {
                     }
                 }
             }
+            Kind::CopyRange | Kind::Sendfile | Kind::Splice => {
+                // Source (possibly at or past EOF) and destination ranges
+                // of the same file, apart (copy_file_range refuses
+                // overlapping ranges of one file).
+                let src = self.off(size + B);
+                let mut len = self.len(MAXIO);
+                let dst = self.off(SPAN);
+                if src < size && src + len > size && dst + len > size {
+                    // The copy would grow the file while its source runs
+                    // into EOF: the kernel's splice loop then reads on into
+                    // the new bytes, in chunks the model cannot predict.
+                    len = size - src;
+                }
+                let name = match k {
+                    Kind::CopyRange => "copy_file_range",
+                    Kind::Sendfile => "sendfile",
+                    _ => "splice",
+                };
+                if dst < src + len && src < dst + len {
+                    self.note(format!("{name} skipped: ranges overlap"));
+                    return Ok(Outcome::Ok);
+                }
+                self.note(format!("{name} {src:#x}+{len:#x} -> {dst:#x}"));
+                let fd = self.fd();
+                let l = len as usize;
+                let r = match k {
+                    Kind::CopyRange => copy_range_all(fd, src, fd, dst, l),
+                    Kind::Sendfile => sendfile_all(fd, src, fd, dst, l),
+                    _ => splice_all(fd, src, fd, dst, l),
+                };
+                let n = r.map_err(|e| {
+                    self.fail(format!(
+                        "{name} failed with {}, expected success",
+                        errno_name(e)
+                    ))
+                })? as u64;
+                let want = size.saturating_sub(src).min(len);
+                if n != want {
+                    return Err(self.fail(format!("{name} moved {n} bytes, expected {want}")));
+                }
+                if n > 0 {
+                    let d = self.model[src as usize..(src + n) as usize].to_vec();
+                    if dst + n > size {
+                        self.resize(dst + n);
+                    }
+                    self.model[dst as usize..(dst + n) as usize].copy_from_slice(&d);
+                }
+            }
             Kind::Fsync => {
                 self.note("fsync".into());
                 let f = self.file.as_ref().expect("file open");
@@ -611,10 +667,13 @@ const EXTENDERS: &[&str] = &[
     "pwrite past EOF",
     "fallocate 0 past EOF",
     "ZERO_RANGE past EOF",
+    "pwrite across EOF",
 ];
 
 /// Deterministic check of each extender: a store through a mapping past
-/// EOF (in the last page) must not become file data when EOF moves up.
+/// EOF (in the last page) must not become file data when EOF moves up,
+/// nor stay past the new EOF when that is still in the same block (a
+/// mapping would read it there, and INSERT_RANGE carries it along).
 /// Returns one message per extender that exposed the stored bytes.
 pub fn eof_tail_checks(dir: &Path) -> Result<Vec<String>, String> {
     const SIZE: u64 = 1000;
@@ -635,7 +694,10 @@ pub fn eof_tail_checks(dir: &Path) -> Result<Vec<String>, String> {
                 .write_all_at(&[0x22; 10], 3 * B)
                 .map_err(|e| e.raw_os_error().unwrap_or(0)),
             2 => fallocate(fd, 0, 2 * B, B),
-            _ => fallocate(fd, libc::FALLOC_FL_ZERO_RANGE, 2 * B, B),
+            3 => fallocate(fd, libc::FALLOC_FL_ZERO_RANGE, 2 * B, B),
+            _ => f
+                .write_all_at(&[0x22; 100], SIZE - 50)
+                .map_err(|e| e.raw_os_error().unwrap_or(0)),
         };
         if let Err(e) = r {
             if !(i == 3 && e == libc::EOPNOTSUPP) {
@@ -643,6 +705,25 @@ pub fn eof_tail_checks(dir: &Path) -> Result<Vec<String>, String> {
             }
             drop(f);
             let _ = fs::remove_file(&p);
+            continue;
+        }
+        if i == 4 {
+            // The new EOF (SIZE + 50) is in the same block: past it, a
+            // mapping must read zeros.
+            let end = SIZE + 50;
+            let map = ctx(Mapping::shared(f.as_raw_fd(), BLOCK), "mmap")?;
+            let mut t = vec![0u8; (B - end) as usize];
+            map.read_at(end as usize, &mut t);
+            if let Some(j) = t.iter().position(|&x| x != 0) {
+                bad.push(format!(
+                    "{how}: after a mapped store past EOF (size {SIZE}) and a write to {end}, a mapping reads {:#04x} at byte {} past the new EOF, expected 0",
+                    t[j],
+                    end + j as u64
+                ));
+            }
+            drop(map);
+            drop(f);
+            ctx(fs::remove_file(&p), "unlink")?;
             continue;
         }
         let mut b = vec![0u8; (B - SIZE) as usize];

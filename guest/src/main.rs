@@ -6,6 +6,7 @@ mod badblocks;
 #[allow(clippy::precedence)]
 mod basic;
 mod bench;
+mod copy_splice;
 mod corrupt;
 mod crash;
 mod data;
@@ -21,6 +22,8 @@ mod fsx;
 mod hardening;
 mod layouts_retry;
 mod many_extents;
+mod map_coherence;
+mod max_size;
 mod mmap_modes;
 mod mount;
 mod namespace;
@@ -86,6 +89,9 @@ const TESTS: &[(&str, Test)] = &[
     ("pmd-punch", pmd_punch::pmd_punch),
     ("enospc-faults", enospc_faults::enospc_faults),
     ("fsx", fsx::fsx),
+    ("map-coherence", map_coherence::map_coherence),
+    ("max-size", max_size::max_size),
+    ("copy-splice", copy_splice::copy_splice),
     ("pmd-ratio", pmd_ratio::pmd_ratio),
     ("many-extents", many_extents::many_extents),
     ("flush", flush::flush),

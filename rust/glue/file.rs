@@ -212,6 +212,13 @@ impl<T: FileSystem> Fops<T> {
         fsync: Some(fsync::<T>),
         fallocate: Some(fallocate::<T>),
         get_unmapped_area: Some(bindings::thp_get_unmapped_area),
+        // splice(2), sendfile(2) and copy_file_range(2) (whose same-sb
+        // fallback is a splice). For a DAX file the VFS reads through
+        // `copy_splice_read` (a bounce buffer filled by `read_iter`) whatever
+        // is set here, but needs a non-null `splice_read`; writes go
+        // through `write_iter` with a bvec iterator, as ext4 and xfs do.
+        splice_read: Some(bindings::copy_splice_read),
+        splice_write: Some(bindings::iter_file_splice_write),
         fop_flags: bindings::FOP_MMAP_SYNC,
         // SAFETY: an all-zero `file_operations` is valid (no callbacks).
         ..unsafe { core::mem::zeroed() }

@@ -37,6 +37,9 @@ pub(crate) trait FileSystem: Sized + Send + Sync + 'static {
     const NAME: &'static CStr;
     /// Magic number reported by statfs.
     const MAGIC: u32;
+    /// Largest file size the on-disk format holds (`s_maxbytes`): the VFS
+    /// refuses writes, truncates and fallocates past it with EFBIG.
+    const MAX_FILE_SIZE: u64;
     /// Per-mount state, owned by the superblock.
     type SbInfo: Send + Sync;
     /// Per-inode state, allocated with every VFS inode.
@@ -426,7 +429,7 @@ unsafe extern "C" fn fill_super<T: FileSystem>(
         unsafe {
             (*sb).s_op = &Ctx::<T>::SOPS;
             (*sb).s_magic = T::MAGIC as usize;
-            (*sb).s_maxbytes = bindings::MAX_LFS_FILESIZE;
+            (*sb).s_maxbytes = T::MAX_FILE_SIZE.min(bindings::MAX_LFS_FILESIZE as u64) as i64;
             (*sb).s_time_gran = 1;
             (*sb).s_flags |= bindings::SB_NOSEC;
             if bindings::sb_set_blocksize(sb, 4096) == 0 {

@@ -320,6 +320,29 @@ impl<T: FileSystem> InvalidateGuard<'_, T> {
         to_result(r)
     }
 
+    /// Unmaps bytes `[start, end]` from every process and drops the clean
+    /// DAX entries there: the zero pages that read faults mapped over a
+    /// hole that has just been given blocks. Left mapped, they would keep
+    /// showing zeros after a write(2) stores data in the new blocks (DAX
+    /// invalidates them itself only for blocks iomap reports as new).
+    /// Dirty entries stay (their data is the file's); they are unmapped
+    /// and fault back in.
+    pub(crate) fn invalidate_range(&self, start: u64, end: u64) {
+        if end < start {
+            return;
+        }
+        // SAFETY: a live mapping; the invalidate lock is held exclusive, so
+        // no fault maps the range again meanwhile. An -EBUSY return only
+        // reports a dirty entry kept, which is what we want.
+        unsafe {
+            bindings::invalidate_inode_pages2_range(
+                self.0.mapping(),
+                (start >> bindings::PAGE_SHIFT) as usize,
+                (end >> bindings::PAGE_SHIFT) as usize,
+            )
+        };
+    }
+
     /// The first page of the mapping in `[start, end]` with an elevated
     /// refcount (pinned for DMA), after unmapping the range so that no new
     /// pin can be taken without faulting (and the fault waits for us).

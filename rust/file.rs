@@ -53,12 +53,12 @@ pub(crate) fn write_iter(k: &mut Kiocb<'_, Rdaxfs>) -> Result<usize> {
     }
     let start = k.pos();
     let n = k.dax_rw()?;
-    // DAX copied with cache-bypassing stores: make them durable before the
-    // write returns (and before a new size can commit).
-    inode.sb().info().dax.fence();
     if crate::glue::dax::trace::on() {
         trace_written(inode, start, n as u64)?;
     }
+    // DAX copied with cache-bypassing stores: make them durable before the
+    // write returns (and before a new size can commit).
+    inode.sb().info().dax.fence();
     if k.pos() > inode.size() {
         // The data is durable; the new size commits after it.
         inode.set_size(k.pos());

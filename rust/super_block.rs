@@ -277,15 +277,20 @@ pub(crate) fn put_super(sb: &Sb) {
         return;
     }
     let (b, i) = info.counts();
-    // The backup copy changes in the same transaction: a torn store can
-    // damage neither.
+    // Then the backup copy, in a transaction of its own: at any moment at
+    // most one of the two superblocks is being written, so recovery can
+    // always find the journal through the other.
     let res = transact(info, |tx| {
         let s = tx.sb();
         (s.free_blocks, s.free_inodes) = (b, i);
         s.state = STATE_CLEAN;
-        let img = *s;
-        let backup = tx.bytes(img.backup_block() * BLOCK_SIZE_U64, format::SB_SIZE)?;
-        img.encode(backup).map_err(|_| EIO)
+        Ok(*s)
+    })
+    .and_then(|img| {
+        transact(info, |tx| {
+            let backup = tx.bytes(img.backup_block() * BLOCK_SIZE_U64, format::SB_SIZE)?;
+            img.encode(backup).map_err(|_| EIO)
+        })
     });
     if let Err(e) = res {
         pr_err!(

@@ -3,7 +3,6 @@
 
 use std::collections::BTreeSet;
 use std::fs;
-use std::io;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
 
@@ -20,22 +19,6 @@ pub fn namespace() -> TestResult {
 
 fn nlink(p: &Path) -> Result<u64, String> {
     Ok(ctx(fs::symlink_metadata(p), p.display())?.nlink())
-}
-
-fn renameat2(from: &Path, to: &Path, flags: libc::c_uint) -> io::Result<()> {
-    let (a, b) = (cstr(from), cstr(to));
-    // SAFETY: valid NUL-terminated paths relative to AT_FDCWD.
-    let r = unsafe {
-        libc::syscall(
-            libc::SYS_renameat2,
-            libc::AT_FDCWD,
-            a.as_ptr(),
-            libc::AT_FDCWD,
-            b.as_ptr(),
-            flags,
-        )
-    };
-    check_rc(r).map(|_| ())
 }
 
 fn names(dir: &Path) -> Result<BTreeSet<String>, String> {

@@ -72,22 +72,6 @@ fn diff(a: &Tree, b: &Tree) -> String {
     out.join(", ")
 }
 
-fn renameat2(from: &Path, to: &Path, flags: u32) -> std::io::Result<()> {
-    let (a, b) = (cstr(from), cstr(to));
-    // SAFETY: valid NUL-terminated paths; AT_FDCWD with absolute paths.
-    let r = unsafe {
-        libc::syscall(
-            libc::SYS_renameat2,
-            libc::AT_FDCWD,
-            a.as_ptr(),
-            libc::AT_FDCWD,
-            b.as_ptr(),
-            flags,
-        )
-    };
-    check_rc(r).map(|_| ())
-}
-
 fn mkfifo(p: &Path) -> std::io::Result<()> {
     let c: CString = cstr(p);
     // SAFETY: valid NUL-terminated path.

@@ -996,6 +996,27 @@ pub fn create_rw(p: &std::path::Path) -> Result<std::fs::File, String> {
     )
 }
 
+/// renameat2(2) with `flags` (RENAME_NOREPLACE, RENAME_EXCHANGE, ...).
+pub fn renameat2(
+    from: &std::path::Path,
+    to: &std::path::Path,
+    flags: libc::c_uint,
+) -> io::Result<()> {
+    let (a, b) = (cstr(from), cstr(to));
+    // SAFETY: valid NUL-terminated paths relative to AT_FDCWD.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_renameat2,
+            libc::AT_FDCWD,
+            a.as_ptr(),
+            libc::AT_FDCWD,
+            b.as_ptr(),
+            flags,
+        )
+    };
+    check_rc(r).map(|_| ())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -20,33 +20,17 @@ const LINK_MAX: u32 = 65_000;
 
 pub fn hardening_misc() -> TestResult {
     let _fx = Fixture::new()?;
-    let mut fails = Vec::new();
-    type Step = fn() -> TestResult;
-    let steps: [(&str, Step); 6] = [
-        ("nlink-zero", nlink_zero),
-        ("nlink-huge", nlink_huge),
-        ("link-max", link_max),
-        ("fallocate-privs", fallocate_privs),
-        ("forced-ro", forced_ro),
-        ("layouts-signal", layouts_signal),
-    ];
-    for (name, step) in steps {
-        match step() {
-            Ok(()) => println!("hardening-misc: {name}: ok"),
-            Err(e) => {
-                println!("hardening-misc: {name}: FAILED: {e}");
-                fails.push(format!("{name}: {e}"));
-            }
-        }
-        umount_all(MNT);
-    }
-    ensure!(
-        fails.is_empty(),
-        "{} step(s) failed:\n{}",
-        fails.len(),
-        fails.join("\n")
-    );
-    Ok(())
+    run_steps(
+        "hardening-misc",
+        &[
+            ("nlink-zero", nlink_zero),
+            ("nlink-huge", nlink_huge),
+            ("link-max", link_max),
+            ("fallocate-privs", fallocate_privs),
+            ("forced-ro", forced_ro),
+            ("layouts-signal", layouts_signal),
+        ],
+    )
 }
 
 /// Makes a fresh filesystem with file `name` (8 KiB), unmounts it and

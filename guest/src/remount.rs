@@ -15,32 +15,16 @@ use crate::util::*;
 
 pub fn remount() -> TestResult {
     let _fx = Fixture::new()?;
-    let mut fails = Vec::new();
-    type Step = fn() -> TestResult;
-    let steps: [(&str, Step); 5] = [
-        ("state", state_on_remount),
-        ("ro-compat", ro_compat_refused),
-        ("orphans", orphans_reclaimed),
-        ("open-orphan", open_orphan_kept),
-        ("options", options_on_remount),
-    ];
-    for (name, step) in steps {
-        match step() {
-            Ok(()) => println!("remount: {name}: ok"),
-            Err(e) => {
-                println!("remount: {name}: FAILED: {e}");
-                fails.push(format!("{name}: {e}"));
-            }
-        }
-        umount_all(MNT);
-    }
-    ensure!(
-        fails.is_empty(),
-        "{} step(s) failed:\n{}",
-        fails.len(),
-        fails.join("\n")
-    );
-    Ok(())
+    run_steps(
+        "remount",
+        &[
+            ("state", state_on_remount),
+            ("ro-compat", ro_compat_refused),
+            ("orphans", orphans_reclaimed),
+            ("open-orphan", open_orphan_kept),
+            ("options", options_on_remount),
+        ],
+    )
 }
 
 /// mount(2) with MS_REMOUNT (plus MS_RDONLY for `ro`) and `data`.

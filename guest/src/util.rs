@@ -1017,6 +1017,34 @@ pub fn renameat2(
     check_rc(r).map(|_| ())
 }
 
+/// One step of a [`run_steps`] test.
+pub type StepFn = fn() -> TestResult;
+
+/// A test made of independent steps: runs every step (unmounting MNT
+/// after each), prints `TEST: step: ok|FAILED: why`, and fails naming
+/// every step that failed.
+pub fn run_steps(test: &str, steps: &[(&str, StepFn)]) -> TestResult {
+    let mut fails = Vec::new();
+    for (name, step) in steps {
+        match step() {
+            Ok(()) => println!("{test}: {name}: ok"),
+            Err(e) => {
+                println!("{test}: {name}: FAILED: {e}");
+                fails.push(format!("{name}: {e}"));
+            }
+        }
+        umount_all(MNT);
+    }
+    if fails.is_empty() {
+        return Ok(());
+    }
+    Err(format!(
+        "{} step(s) failed:\n{}",
+        fails.len(),
+        fails.join("\n")
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

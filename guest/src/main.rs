@@ -17,6 +17,7 @@ mod enospc_faults;
 mod explore;
 mod export;
 mod export_test;
+mod features;
 mod flush;
 mod fsx;
 mod hardening;
@@ -99,6 +100,11 @@ const TESTS: &[(&str, Test)] = &[
     ("hardening-misc", hardening::hardening_misc),
     ("badblocks", badblocks::badblocks),
     ("corrupt-mount", corrupt::corrupt_mount),
+    ("features-fiemap", features::features_fiemap),
+    ("features-seek", features::features_seek),
+    ("features-tmpfile", features::features_tmpfile),
+    ("features-whiteout", features::features_whiteout),
+    ("features-statfs", features::features_statfs),
     ("crash-explore", explore::crash_explore),
     ("crash-explore-teeth-fence", explore::teeth_fence),
     ("crash-explore-teeth-dirent", explore::teeth_dirent),

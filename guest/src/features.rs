@@ -345,7 +345,9 @@ fn check_seek(what: &str, f: &fs::File, m: &Model) -> TestResult {
                 // The file position moved there.
                 let cur = seek(fd, 0, libc::SEEK_CUR);
                 if cur != Ok(p) {
-                    bad.push(format!("{name}({off}) returned {p} but position is {cur:?}"));
+                    bad.push(format!(
+                        "{name}({off}) returned {p} but position is {cur:?}"
+                    ));
                 }
             }
         }
@@ -382,7 +384,10 @@ pub fn features_fiemap() -> TestResult {
     let fd = f.as_raw_fd();
     let (_, mapped, _) = fiemap_raw(fd, 0, u64::MAX, 0, 0)
         .map_err(|(e, _)| format!("FIEMAP count: {}", errno_name(e)))?;
-    ensure!(mapped == 1500, "FIEMAP counts {mapped} extents, expected 1500");
+    ensure!(
+        mapped == 1500,
+        "FIEMAP counts {mapped} extents, expected 1500"
+    );
     check_fiemap("many", &f, &m, 100, false)?;
     // A window in the middle: the extents overlapping [100 blocks, 110).
     let (_, n, v) = fiemap_raw(fd, 100 * B + 10, 10 * B - 10, 0, 20)
@@ -485,19 +490,19 @@ fn link_fd(f: &fs::File, to: &Path) -> Result<(), i32> {
 }
 
 fn tmpfile(dir: &Path) -> Result<fs::File, String> {
-    open_tmpfile(dir, 0).map_err(|e| {
-        format!(
-            "open({}, O_TMPFILE): {}",
-            dir.display(),
-            errno_name(e)
-        )
-    })
+    open_tmpfile(dir, 0)
+        .map_err(|e| format!("open({}, O_TMPFILE): {}", dir.display(), errno_name(e)))
 }
 
 fn names(dir: &Path) -> Result<Vec<String>, String> {
     let mut v = Vec::new();
     for e in ctx(fs::read_dir(dir), "readdir")? {
-        v.push(ctx(e, "readdir")?.file_name().to_string_lossy().into_owned());
+        v.push(
+            ctx(e, "readdir")?
+                .file_name()
+                .to_string_lossy()
+                .into_owned(),
+        );
     }
     v.sort();
     Ok(v)
@@ -536,7 +541,10 @@ pub fn features_tmpfile() -> TestResult {
             md.mode()
         );
         let map = ctx(Mapping::shared(f.as_raw_fd(), len), "mmap tmpfile")?;
-        ensure!(map.get(len - 1) == buf[len - 1], "tmpfile mapping reads wrong");
+        ensure!(
+            map.get(len - 1) == buf[len - 1],
+            "tmpfile mapping reads wrong"
+        );
         map.set(5, 0xAB);
         ctx(map.sync(), "msync")?;
         let mut one = [0u8; 1];
@@ -623,7 +631,10 @@ pub fn features_tmpfile() -> TestResult {
         for (i, f) in v.iter().enumerate() {
             let mut b = [0u8; 8];
             ctx(f.read_exact_at(&mut b, i as u64 * 8), "read")?;
-            ensure!(u64::from_le_bytes(b) == i as u64, "tmpfile {i} data mixed up");
+            ensure!(
+                u64::from_le_bytes(b) == i as u64,
+                "tmpfile {i} data mixed up"
+            );
         }
     }
     let (free5, ifree5) = free_counts(mnt)?;
@@ -684,7 +695,10 @@ pub fn features_whiteout() -> TestResult {
     ensure!(is_whiteout(&p("a"))?, "a is not a whiteout (chardev 0:0)");
     ensure!(ctx(fs::read(p("b")), "read b")? == b"alpha", "b content");
     let (_, ifree1) = free_counts(mnt)?;
-    ensure!(ifree1 + 2 == ifree0, "whiteout inode not allocated: {ifree0} -> {ifree1}");
+    ensure!(
+        ifree1 + 2 == ifree0,
+        "whiteout inode not allocated: {ifree0} -> {ifree1}"
+    );
 
     // Over an existing target: the victim is freed.
     ctx(fs::write(p("c"), b"charlie"), "c")?;
@@ -699,7 +713,10 @@ pub fn features_whiteout() -> TestResult {
     ctx(fs::write(p("d1/f"), b"f"), "d1/f")?;
     renameat2(&p("d1/f"), &p("d2/g"), RENAME_WHITEOUT).map_err(|e| format!("d1/f: {e}"))?;
     renameat2(&p("d1/sub"), &p("d2/sub"), RENAME_WHITEOUT).map_err(|e| format!("d1/sub: {e}"))?;
-    ensure!(is_whiteout(&p("d1/f"))? && is_whiteout(&p("d1/sub"))?, "d1 whiteouts");
+    ensure!(
+        is_whiteout(&p("d1/f"))? && is_whiteout(&p("d1/sub"))?,
+        "d1 whiteouts"
+    );
     let nl = |q: &str| fs::metadata(p(q)).map(|m| m.nlink()).unwrap_or(0);
     ensure!(
         nl("d1") == 2 && nl("d2") == 3 && nl("d2/sub") == 3,
@@ -753,19 +770,21 @@ pub fn features_statfs() -> TestResult {
     fresh_mount()?;
     let s = statfs(MNT)?;
     let sb = dev_read_block(PMEM, 0)?;
-    let sb = rdaxfs_format::Superblock::decode(&sb)
-        .map_err(|e| format!("superblock decode: {e:?}"))?;
+    let sb =
+        rdaxfs_format::Superblock::decode(&sb).map_err(|e| format!("superblock decode: {e:?}"))?;
     let u = sb.uuid;
     let lo = u64::from_le_bytes(u[..8].try_into().unwrap());
     let hi = u64::from_le_bytes(u[8..].try_into().unwrap());
     let fsid = lo ^ hi;
     let got = fsid_of(&s);
     let mut bad = Vec::new();
-    if s.f_type as u64 != u64::from(rdaxfs_format::SB_MAGIC) {
+    if s.f_type != u64::from(rdaxfs_format::SB_MAGIC) {
         bad.push(format!("f_type {:#x}", s.f_type));
     }
     if got != fsid || got == 0 {
-        bad.push(format!("f_fsid {got:#x}, expected {fsid:#x} (uuid halves xored)"));
+        bad.push(format!(
+            "f_fsid {got:#x}, expected {fsid:#x} (uuid halves xored)"
+        ));
     }
     if s.f_namelen as usize != rdaxfs_format::NAME_MAX {
         bad.push(format!("f_namelen {}", s.f_namelen));
@@ -811,7 +830,10 @@ pub fn features_statfs() -> TestResult {
     if got2 != unsafe { std::mem::transmute::<libc::fsid_t, [i32; 2]>(s.f_fsid) } {
         bad.push("f_fsid changed across remount".to_string());
     }
-    println!("statfs: type {:#x} fsid {got:#x} namelen {} bsize {}; {line}", s.f_type, s.f_namelen, s.f_bsize);
+    println!(
+        "statfs: type {:#x} fsid {got:#x} namelen {} bsize {}; {line}",
+        s.f_type, s.f_namelen, s.f_bsize
+    );
     ensure!(bad.is_empty(), "statfs/show_options: {bad:?}");
     ctx(umount(MNT), "umount")
 }

@@ -10,10 +10,12 @@
 //! someone may already have written. DAX is never handed an unwritten
 //! extent: rdaxfs has none.
 
-use crate::format::{AllocRequest, Extent, BLOCK_SHIFT, BLOCK_SIZE_U64, HUGE_BLOCKS};
+use crate::format::{
+    AllocRequest, Extent, BLOCK_SHIFT, BLOCK_SIZE_U64, HUGE_BLOCKS, S_IFMT, S_IFREG,
+};
 use crate::glue::bindings::{IOMAP_FAULT, IOMAP_WRITE, IOMAP_ZERO};
 use crate::glue::bugs;
-use crate::glue::iomap::Iomap;
+use crate::glue::iomap::{Fiemap, Iomap};
 use crate::inode::{persist_with, FileMap, RInode};
 use crate::stats;
 use crate::Rdaxfs;
@@ -132,4 +134,27 @@ pub(crate) fn alloc_zeroed(
         info.dax.zero_blocks(phys, n)?;
     }
     Ok((phys, n))
+}
+
+/// FS_IOC_FIEMAP: the extents of a regular file, through [`begin`] with
+/// IOMAP_REPORT (which maps nothing new). Every extent is reported as
+/// plain data: rdaxfs has no unwritten extents (fallocate hands out
+/// zeroed blocks), so FIEMAP_EXTENT_UNWRITTEN is never set. Directories,
+/// symlinks and special files have no FIEMAP (EOPNOTSUPP, as on xfs).
+pub(crate) fn fiemap(inode: &RInode, fi: &mut Fiemap, start: u64, len: u64) -> Result {
+    if inode.mode() & S_IFMT != S_IFREG {
+        return Err(crate::glue::code::eopnotsupp());
+    }
+    // Shared i_rwsem: no write, truncate or punch changes the map (or
+    // the size) while the walk reports it.
+    let locked = inode.lock_shared();
+    fi.fill(inode, &locked, start, len)
+}
+
+/// `lseek(SEEK_DATA / SEEK_HOLE)` on a regular file: data is every mapped
+/// block below EOF (fallocated blocks included, being zeroed and
+/// mapped), a hole every unmapped one, with the virtual hole at EOF.
+pub(crate) fn seek_data_hole(inode: &RInode, offset: i64, data: bool) -> Result<i64> {
+    let locked = inode.lock_shared();
+    crate::glue::iomap::seek_data_hole(inode, &locked, offset, data)
 }

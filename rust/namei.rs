@@ -1,5 +1,6 @@
 //! Namespace operations: lookup, create (files, directories, symlinks,
-//! special files), link, unlink, rmdir, rename.
+//! special files, O_TMPFILE files), link, unlink, rmdir, rename (with
+//! RENAME_NOREPLACE, RENAME_EXCHANGE and RENAME_WHITEOUT).
 //!
 //! The VFS holds the i_rwsem of every directory involved (and of the
 //! victims), so a directory's entries and link count only change here under
@@ -9,7 +10,9 @@
 //! The VFS inodes are updated only after the transaction has committed.
 
 use crate::dir::{self, Adder};
-use crate::format::{self, AllocRequest, Extent, BLOCK_SIZE, S_IFDIR, S_IFLNK, S_IFMT};
+use crate::format::{
+    self, AllocRequest, Extent, BLOCK_SIZE, S_IFCHR, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG,
+};
 use crate::glue::code;
 use crate::glue::inode::{iget as vfs_iget, Iget, InodeParams};
 use crate::inode::{iget, new_record, set_attrs, RInode};
@@ -19,6 +22,7 @@ use kernel::types::ARef;
 
 const RENAME_NOREPLACE: u32 = 1;
 const RENAME_EXCHANGE: u32 = 2;
+const RENAME_WHITEOUT: u32 = 4;
 
 /// Largest link count (as ext4's `EXT4_LINK_MAX`): link(2) and mkdir stop
 /// there with EMLINK, and a larger count on pmem is corruption.
@@ -153,6 +157,98 @@ pub(crate) fn create(
     Ok(inode)
 }
 
+/// `open(O_TMPFILE)`: a regular file with no name. Its number, its record
+/// (link count 0) and its place on the orphan list commit in one
+/// transaction, so a crash at any point leaves either nothing or an orphan
+/// that the next mount frees; the last close frees it like any unlinked
+/// open file, unless `link` gave it a name first. The VFS inode comes back
+/// with a link count of 1, which `d_tmpfile` drops to 0.
+pub(crate) fn tmpfile(dir: &RInode, mode: u32) -> Result<ARef<RInode>> {
+    if mode & S_IFMT != S_IFREG {
+        return Err(EINVAL);
+    }
+    let info = dir.sb().info();
+    let ino = info.inodes.lock().alloc_one(0)? + 1;
+    let inode = match new_inode(dir, ino, mode, None, 0) {
+        Ok(i) => i,
+        Err(e) => {
+            info.inodes.lock().release(ino - 1, 1);
+            return Err(e);
+        }
+    };
+    let mut d = new_record(&inode, &inode.info().map.lock());
+    d.nlink = 0;
+    let res = transact(info, |tx| {
+        tx.alloc_inode(ino)?;
+        tx.set_inode(ino, &d)?;
+        tx.orphan_add(ino)
+    });
+    if let Err(e) = res {
+        // The transaction gave the number back; nothing is on pmem.
+        inode.set_nlink(0);
+        return Err(e);
+    }
+    crate::inode::committed(&inode, &mut inode.info().map.lock(), KVec::new());
+    Ok(inode)
+}
+
+/// The whiteout RENAME_WHITEOUT leaves at the source name: a character
+/// device 0:0 (the kernel's WHITEOUT_MODE and WHITEOUT_DEV), set up in
+/// memory before the rename's transaction and committed by it.
+struct Whiteout {
+    inode: ARef<RInode>,
+    ino: u64,
+    d: format::Inode,
+    /// The transaction took the inode number (it gives it back if it
+    /// does not commit).
+    staged: bool,
+}
+
+impl Whiteout {
+    fn new(dir: &RInode) -> Result<Self> {
+        let info = dir.sb().info();
+        let ino = info.inodes.lock().alloc_one(0)? + 1;
+        let inode = match new_inode(dir, ino, S_IFCHR, None, 0) {
+            Ok(i) => i,
+            Err(e) => {
+                info.inodes.lock().release(ino - 1, 1);
+                return Err(e);
+            }
+        };
+        let d = new_record(&inode, &inode.info().map.lock());
+        Ok(Self {
+            inode,
+            ino,
+            d,
+            staged: false,
+        })
+    }
+
+    /// Stages the whiteout's number and record and points the source
+    /// entry `at` at it (instead of removing the entry). Call first in
+    /// the transaction.
+    fn stage(&mut self, tx: &mut Tx<'_>, at: dir::Slot) -> Result {
+        self.staged = true;
+        tx.alloc_inode(self.ino)?;
+        tx.set_inode(self.ino, &self.d)?;
+        dir::retarget(tx, at, self.ino, format::DT_CHR)
+    }
+
+    /// After the rename: publish the whiteout, or forget it.
+    fn finish(self, committed: bool) {
+        if committed {
+            crate::inode::committed(&self.inode, &mut self.inode.info().map.lock(), KVec::new());
+            return;
+        }
+        if !self.staged {
+            let info = self.inode.sb().info();
+            info.inodes.lock().release(self.ino - 1, 1);
+        }
+        // Not on pmem: dropping the inode frees nothing.
+        self.inode.set_nlink(0);
+    }
+}
+
 /// Sets up inode `ino` in memory (the caller commits it).
 fn new_inode(
     dir: &RInode,
@@ -209,10 +305,17 @@ pub(crate) fn link(inode: &RInode, dir: &RInode, name: &[u8]) -> Result {
     let info = dir.sb().info();
     let mut adder = Adder::new(dir, name)?;
     let n = inode.nlink() + 1;
+    // An O_TMPFILE file (the VFS allows linking a link count of 0 only
+    // for those) leaves the orphan list in the transaction that names it.
+    let was_orphan = inode.nlink() == 0;
     inode.touch_ctime();
     dir.touch_cmtime();
     let res = transact(info, |tx| {
         adder.stage(tx, name, inode.ino(), dtype(inode.mode()))?;
+        if was_orphan {
+            tx.orphan_remove(inode.ino())?;
+            tx.update_inode(inode.ino(), |d| d.next_orphan = 0)?;
+        }
         stage_links(tx, inode, n)?;
         stage_links(tx, dir, dir.nlink())
     });
@@ -324,7 +427,8 @@ fn set_parent(inode: &RInode, parent: u64) {
 }
 
 /// rename(2), including RENAME_NOREPLACE (the VFS already refused an
-/// existing target) and RENAME_EXCHANGE: one transaction.
+/// existing target), RENAME_EXCHANGE and RENAME_WHITEOUT (a whiteout takes
+/// the source name; the VFS refuses it with EXCHANGE): one transaction.
 pub(crate) fn rename(
     old_dir: &RInode,
     old_name: &[u8],
@@ -334,7 +438,9 @@ pub(crate) fn rename(
     new: Option<&RInode>,
     flags: u32,
 ) -> Result {
-    if flags & !(RENAME_NOREPLACE | RENAME_EXCHANGE) != 0 {
+    if flags & !(RENAME_NOREPLACE | RENAME_EXCHANGE | RENAME_WHITEOUT) != 0
+        || flags & (RENAME_EXCHANGE | RENAME_WHITEOUT) == RENAME_EXCHANGE | RENAME_WHITEOUT
+    {
         return Err(EINVAL);
     }
     let info = old_dir.sb().info();
@@ -385,6 +491,48 @@ pub(crate) fn rename(
         }
         parents.move_subdir(true);
     }
+    let mut whiteout = match flags & RENAME_WHITEOUT {
+        0 => None,
+        _ => Some(Whiteout::new(old_dir)?),
+    };
+    let res = rename_move(
+        info,
+        (old_dir, old_at, old),
+        (new_dir, new_name, new),
+        &mut parents,
+        &mut whiteout,
+    );
+    if let Some(w) = whiteout {
+        w.finish(res.is_ok());
+    }
+    res?;
+    if moving_dir && cross {
+        set_parent(old, new_dir.ino());
+    }
+    parents.publish(old_dir, new_dir);
+    Ok(())
+}
+
+/// The entry of a rename's source directory.
+type Source<'a> = (&'a RInode, dir::Slot, &'a RInode);
+/// The target directory, name and victim of a rename.
+type Target<'a> = (&'a RInode, &'a [u8], Option<&'a RInode>);
+
+/// The transaction of a rename that moves `old` (not an exchange): the
+/// source entry is removed, or retargeted at `whiteout`.
+fn rename_move(
+    info: &crate::super_block::SbInfo,
+    (old_dir, old_at, old): Source<'_>,
+    (new_dir, new_name, new): Target<'_>,
+    parents: &mut Parents,
+    whiteout: &mut Option<Whiteout>,
+) -> Result {
+    let moving_dir = is_dir(old);
+    let cross = old_dir.ino() != new_dir.ino();
+    let mut leave_source = |tx: &mut Tx<'_>| match whiteout.as_mut() {
+        Some(w) => w.stage(tx, old_at),
+        None => dir::remove(tx, old_at),
+    };
     match new {
         Some(victim) => {
             let victim_dir = is_dir(victim);
@@ -400,8 +548,8 @@ pub(crate) fn rename(
                 victim.nlink().saturating_sub(1)
             };
             transact(info, |tx| {
+                leave_source(tx)?;
                 dir::retarget(tx, new_at, old.ino(), dtype(old.mode()))?;
-                dir::remove(tx, old_at)?;
                 stage_unlinked(tx, victim, left)?;
                 if moving_dir && cross {
                     stage_parent(tx, old, new_dir.ino())?;
@@ -414,8 +562,8 @@ pub(crate) fn rename(
         None => {
             let mut adder = Adder::new(new_dir, new_name)?;
             let res = transact(info, |tx| {
+                leave_source(tx)?;
                 adder.stage(tx, new_name, old.ino(), dtype(old.mode()))?;
-                dir::remove(tx, old_at)?;
                 if moving_dir && cross {
                     stage_parent(tx, old, new_dir.ino())?;
                 }
@@ -426,9 +574,5 @@ pub(crate) fn rename(
             res?;
         }
     }
-    if moving_dir && cross {
-        set_parent(old, new_dir.ino());
-    }
-    parents.publish(old_dir, new_dir);
     Ok(())
 }

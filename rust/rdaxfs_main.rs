@@ -167,6 +167,15 @@ impl FileSystem for Rdaxfs {
     ) -> Result {
         iomap::begin(inode, pos, len, flags, map)
     }
+    fn fiemap(inode: &Inode<Self>, fi: &mut glue::iomap::Fiemap, start: u64, len: u64) -> Result {
+        iomap::fiemap(inode, fi, start, len)
+    }
+    fn seek_data_hole(inode: &Inode<Self>, offset: i64, data: bool) -> Result<i64> {
+        iomap::seek_data_hole(inode, offset, data)
+    }
+    fn tmpfile(dir: &Inode<Self>, mode: u32) -> Result<ARef<Inode<Self>>> {
+        namei::tmpfile(dir, mode)
+    }
 }
 
 struct RdaxfsModule {

@@ -408,7 +408,18 @@ pub(crate) fn statfs(sb: &Sb) -> Result<StatFs> {
         files: info.geo.inode_count,
         ffree: info.inodes.lock().free(),
         namelen: format::NAME_MAX as u32,
+        fsid: fsid(&info.geo.uuid),
     })
+}
+
+/// `f_fsid` from the volume's uuid: the xor of its two little-endian
+/// halves, as ext4 derives it (stable across mounts, distinct per mkfs).
+fn fsid(uuid: &[u8; 16]) -> u64 {
+    let mut lo = [0u8; 8];
+    let mut hi = [0u8; 8];
+    lo.copy_from_slice(&uuid[..8]);
+    hi.copy_from_slice(&uuid[8..]);
+    u64::from_le_bytes(lo) ^ u64::from_le_bytes(hi)
 }
 
 /// The root directory.

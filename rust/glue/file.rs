@@ -204,7 +204,7 @@ struct Fops<T>(PhantomData<T>);
 
 impl<T: FileSystem> Fops<T> {
     const FILE: bindings::file_operations = bindings::file_operations {
-        llseek: Some(bindings::generic_file_llseek),
+        llseek: Some(llseek::<T>),
         read_iter: Some(read_iter::<T>),
         write_iter: Some(write_iter::<T>),
         mmap: Some(mmap::<T>),
@@ -274,6 +274,29 @@ pub(crate) unsafe fn set_ops<T: FileSystem>(inode: *mut bindings::inode, mode: u
                 bindings::init_special_inode(inode, mode as u16, rdev);
             }
         }
+    }
+}
+
+/// # Safety
+/// VFS llseek contract: an open regular file of type `T`.
+unsafe extern "C" fn llseek<T: FileSystem>(
+    file: *mut bindings::file,
+    offset: bindings::loff_t,
+    whence: ffi::c_int,
+) -> bindings::loff_t {
+    let data = match whence as u32 {
+        bindings::SEEK_DATA => true,
+        bindings::SEEK_HOLE => false,
+        // SAFETY: forwarded contract; SEEK_SET/CUR/END need nothing of us.
+        _ => return unsafe { bindings::generic_file_llseek(file, offset, whence) },
+    };
+    // SAFETY: an open file has a live inode.
+    let inode = unsafe { Inode::<T>::from_raw(bindings::rdaxfs_file_inode(file)) };
+    match T::seek_data_hole(inode, offset, data) {
+        // SAFETY: an open file; its superblock is live. vfs_setpos
+        // checks the position against s_maxbytes and sets f_pos.
+        Ok(pos) => unsafe { bindings::vfs_setpos(file, pos, (*(*inode.raw()).i_sb).s_maxbytes) },
+        Err(e) => e.to_errno().into(),
     }
 }
 

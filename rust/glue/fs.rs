@@ -27,6 +27,8 @@ pub(crate) struct StatFs {
     pub(crate) ffree: u64,
     /// Longest name.
     pub(crate) namelen: u32,
+    /// Filesystem id (`f_fsid`), from the volume's uuid.
+    pub(crate) fsid: u64,
 }
 
 /// What a filesystem implements to be mountable through [`FsType`]. The
@@ -145,6 +147,22 @@ pub(crate) trait FileSystem: Sized + Send + Sync + 'static {
         flags: u32,
         map: &mut super::iomap::Iomap<'_, Self>,
     ) -> Result;
+    /// FS_IOC_FIEMAP on `inode` for `[start, start + len)`. The default
+    /// refuses (EOPNOTSUPP).
+    fn fiemap(inode: &Inode<Self>, fi: &mut super::iomap::Fiemap, start: u64, len: u64) -> Result {
+        let _ = (inode, fi, start, len);
+        Err(super::code::eopnotsupp())
+    }
+    /// `lseek(SEEK_DATA)` (`data`) or `lseek(SEEK_HOLE)` from `offset` on
+    /// a regular file: the new position.
+    fn seek_data_hole(inode: &Inode<Self>, offset: i64, data: bool) -> Result<i64>;
+    /// `open(O_TMPFILE)` in `dir` (i_rwsem of `dir` held): a new regular
+    /// file of `mode` with no name. The returned inode has a VFS link
+    /// count of 1, which `d_tmpfile` drops to the 0 it has on disk.
+    fn tmpfile(dir: &Inode<Self>, mode: u32) -> Result<ARef<Inode<Self>>> {
+        let _ = (dir, mode);
+        Err(super::code::eopnotsupp())
+    }
 }
 
 /// A `struct file_system_type` in static storage (its embedded lockdep keys
@@ -553,6 +571,8 @@ unsafe extern "C" fn statfs<T: FileSystem>(
         b.f_ffree = s.ffree;
         b.f_namelen = s.namelen as isize;
         b.f_frsize = s.bsize as isize;
+        // As the kernel's u64_to_fsid.
+        b.f_fsid.val = [s.fsid as u32 as i32, (s.fsid >> 32) as u32 as i32];
         Ok(0)
     })
 }

@@ -562,11 +562,13 @@ impl<T: FileSystem> Iops<T> {
         mknod: Some(mknod::<T>),
         rename: Some(rename::<T>),
         setattr: Some(setattr::<T>),
+        tmpfile: Some(tmpfile::<T>),
         // SAFETY: an all-zero `inode_operations` is valid (no callbacks).
         ..unsafe { core::mem::zeroed() }
     };
     pub(crate) const FILE: bindings::inode_operations = bindings::inode_operations {
         setattr: Some(setattr::<T>),
+        fiemap: Some(super::iomap::fiemap::<T>),
         // SAFETY: as above.
         ..unsafe { core::mem::zeroed() }
     };
@@ -670,6 +672,30 @@ unsafe extern "C" fn symlink<T: FileSystem>(
     let t = unsafe { kernel::str::CStr::from_char_ptr(target) }.as_bytes();
     // SAFETY: forwarded contract.
     unsafe { create_common::<T>(dir, dentry, bindings::S_IFLNK | 0o777, Some(t), 0) }
+}
+
+/// # Safety
+/// VFS `tmpfile` contract: `dir` a live directory of type `T` (i_rwsem
+/// held), `file` being opened with a negative, unhashed dentry.
+unsafe extern "C" fn tmpfile<T: FileSystem>(
+    _idmap: *mut bindings::mnt_idmap,
+    dir: *mut bindings::inode,
+    file: *mut bindings::file,
+    mode: bindings::umode_t,
+) -> ffi::c_int {
+    from_result(|| {
+        // SAFETY: per this function's contract.
+        let d = unsafe { Inode::<T>::from_raw(dir) };
+        let inode = T::tmpfile(d, u32::from(mode) | bindings::S_IFREG)?;
+        // SAFETY: d_tmpfile takes over our reference (the VFS link count
+        // of 1 drops to 0) and instantiates the file's dentry; then the
+        // file is opened on it, as finish_open_simple does.
+        unsafe {
+            bindings::d_tmpfile(file, ARef::into_raw(inode).as_ptr().cast());
+            to_result(bindings::finish_open(file, (*file).f_path.dentry, None))?;
+        }
+        Ok(0)
+    })
 }
 
 /// # Safety

@@ -15,7 +15,8 @@
 //! beyond), RDAXFS_EXPLORE_BUDGET states checked per workload about (40, a
 //! seeded sample over all its crash points; 0 = all), RDAXFS_EXPLORE_TORN
 //! (1), RDAXFS_EXPLORE_DATA_MIX (1), RDAXFS_EXPLORE_ATOMIC_STORES (0),
-//! RDAXFS_EXPLORE_THREADS (CPUs), RDAXFS_EXPLORE_STRICT:
+//! RDAXFS_EXPLORE_THREADS (CPUs), RDAXFS_EXPLORE_ONLY (operation names,
+//! comma-separated: draw only from those), RDAXFS_EXPLORE_STRICT:
 //! 1 fails the test on any violation; 0 (the default until the journal
 //! lands: without it a power cut can leak blocks and tear inode records)
 //! reports the counts and fails only on operational errors.
@@ -131,9 +132,12 @@ enum Op {
     WriteAlloc,
     WriteNew,
     WriteFsync,
+    Tmpfile,
+    TmpfileLink,
+    RenameWhiteout,
 }
 
-const OPS: [Op; 32] = [
+const OPS: [Op; 35] = [
     Op::Create,
     Op::Mkdir,
     Op::MknodFifo,
@@ -166,6 +170,9 @@ const OPS: [Op; 32] = [
     Op::WriteAlloc,
     Op::WriteNew,
     Op::WriteFsync,
+    Op::Tmpfile,
+    Op::TmpfileLink,
+    Op::RenameWhiteout,
 ];
 
 /// Namespace operations that create inodes: the teeth workloads.
@@ -247,6 +254,18 @@ fn renameat2(from: &str, to: &str, flags: u32) -> Result<(), i32> {
     } else {
         Err(errno())
     }
+}
+
+/// open(`dir`, O_TMPFILE | O_RDWR).
+fn open_tmpfile(dir: &str) -> Result<fs::File, i32> {
+    use std::os::fd::FromRawFd;
+    // SAFETY: a valid path; the descriptor is owned by the File.
+    let fd = unsafe { libc::open(c(dir).as_ptr(), libc::O_TMPFILE | libc::O_RDWR, 0o640) };
+    if fd < 0 {
+        return Err(errno());
+    }
+    // SAFETY: a fresh descriptor we own.
+    Ok(unsafe { fs::File::from_raw_fd(fd) })
 }
 
 fn falloc(p: &str, mode: i32, off: u64, len: u64, l: &str, mk: &mut Marker) -> Result<(), i32> {
@@ -358,6 +377,36 @@ fn run_op(op: Op, i: usize, mk: &mut Marker) -> Result<(), i32> {
             let data = pattern(6000, 120 + i as u8);
             mk.sys("WriteNew(write)", || f.write_all_at(&data, 0).map_err(io))
         }
+        Op::Tmpfile | Op::TmpfileLink => {
+            // An O_TMPFILE file, written; then either closed without a
+            // name (its last close frees it) or given one with linkat.
+            let f = mk.sys("Tmpfile(open)", || open_tmpfile("A"))?;
+            let data = pattern(6000, 150 + i as u8);
+            mk.sys("Tmpfile(write)", || f.write_all_at(&data, 0).map_err(io))?;
+            if let Op::Tmpfile = op {
+                return mk.sys("Tmpfile(close)", || {
+                    drop(f);
+                    Ok(())
+                });
+            }
+            let (e, t) = (CString::new("").expect("no NUL"), c(&format!("B/t{i}")));
+            mk.sys("TmpfileLink(linkat)", || {
+                rc(unsafe {
+                    libc::linkat(
+                        f.as_raw_fd(),
+                        e.as_ptr(),
+                        libc::AT_FDCWD,
+                        t.as_ptr(),
+                        libc::AT_EMPTY_PATH,
+                    )
+                })
+            })?;
+            mk.sys("TmpfileLink(close)", || {
+                drop(f);
+                Ok(())
+            })
+        }
+        Op::RenameWhiteout => mk.sys(&l, || renameat2("A/bar", &format!("C/w{i}"), 4)),
         Op::WriteFsync => {
             let f = open_rw("A/foo")?;
             let data = pattern(4096, 200 + i as u8);
@@ -651,6 +700,27 @@ fn setup() -> TestResult {
     Ok(())
 }
 
+/// The operations to draw from: all of them, or those named (by their
+/// `Debug` names, comma-separated) in RDAXFS_EXPLORE_ONLY.
+fn catalog_from_env() -> Result<Vec<Op>, String> {
+    let Ok(only) = std::env::var("RDAXFS_EXPLORE_ONLY") else {
+        return Ok(OPS.to_vec());
+    };
+    let mut v = Vec::new();
+    for name in only.split(',').filter(|n| !n.is_empty()) {
+        let op = OPS
+            .iter()
+            .find(|o| format!("{o:?}") == name)
+            .ok_or_else(|| format!("RDAXFS_EXPLORE_ONLY: unknown operation {name:?}"))?;
+        v.push(*op);
+    }
+    if v.is_empty() {
+        return Err("RDAXFS_EXPLORE_ONLY names no operation".to_string());
+    }
+    println!("crash-explore: operations {v:?}");
+    Ok(v)
+}
+
 /// `crash-explore`: >= 300 generated workloads over every operation.
 pub fn crash_explore() -> TestResult {
     setup()?;
@@ -662,7 +732,8 @@ pub fn crash_explore() -> TestResult {
          per workload (sampled), torn {}, strict {strict}",
         cfg.seed, cfg.max_states_per_point, cfg.max_states_per_workload, cfg.torn
     );
-    let ws = workloads(n, cfg.seed, &OPS);
+    let catalog = catalog_from_env()?;
+    let ws = workloads(n, cfg.seed, &catalog);
     let r = run_all("crash-explore", &ws, &cfg, 6)?;
     summary("crash-explore", &r);
     if strict && r.total.violations > 0 {

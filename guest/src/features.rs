@@ -21,7 +21,7 @@ use crate::util::*;
 const B: u64 = BLOCK as u64;
 
 /// `FS_IOC_FIEMAP` = `_IOWR('f', 11, struct fiemap)` (32-byte header).
-const FS_IOC_FIEMAP: libc::c_int = 0xC020_660Bu32 as libc::c_int;
+const FS_IOC_FIEMAP: libc::Ioctl = 0xC020_660Bu32 as libc::Ioctl;
 const FIEMAP_FLAG_SYNC: u32 = 0x1;
 const FIEMAP_FLAG_XATTR: u32 = 0x2;
 const FIEMAP_EXTENT_LAST: u32 = 0x1;
@@ -778,7 +778,10 @@ pub fn features_statfs() -> TestResult {
     let fsid = lo ^ hi;
     let got = fsid_of(&s);
     let mut bad = Vec::new();
-    if s.f_type != u64::from(rdaxfs_format::SB_MAGIC) {
+    // f_type is u64 on musl, i64 on glibc.
+    #[allow(clippy::unnecessary_cast)]
+    let f_type = s.f_type as u64;
+    if f_type != u64::from(rdaxfs_format::SB_MAGIC) {
         bad.push(format!("f_type {:#x}", s.f_type));
     }
     if got != fsid || got == 0 {

@@ -627,7 +627,7 @@ pub(crate) fn unmap_range(
 }
 
 /// Reads the orphan list a crash left and frees every inode on it.
-pub(crate) fn reclaim_orphans(sb: &Sb) -> Result {
+pub(crate) fn reclaim_orphans(sb: &Sb) -> Result<usize> {
     let info = sb.info();
     {
         let mut j = info.journal.lock();
@@ -648,18 +648,21 @@ pub(crate) fn reclaim_orphans(sb: &Sb) -> Result {
     }
     if sb.read_only() {
         // Kept until the mount becomes writable (see `reconfigure`).
-        return Ok(());
+        return Ok(0);
     }
     reclaim_listed(sb)
 }
 
-/// Frees every inode on the in-memory orphan list (those a crash left).
-pub(crate) fn reclaim_listed(sb: &Sb) -> Result {
+/// Frees every inode on the in-memory orphan list (those a crash left);
+/// returns how many.
+pub(crate) fn reclaim_listed(sb: &Sb) -> Result<usize> {
     let info = sb.info();
+    let mut n = 0;
     loop {
         let Some(ino) = info.journal.lock().orphans.last().copied() else {
-            return Ok(());
+            return Ok(n);
         };
+        n += 1;
         pr_info!("{}: reclaiming orphan inode {}\n", sb.id(), ino);
         // The last reference evicts it: link count 0 frees it.
         drop(iget(sb, ino)?);

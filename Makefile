@@ -17,7 +17,7 @@ BINDIR := $(TOP)/target/$(MUSL)/release
 KTREE   = $(or $(KDIR),$$(cat $(BUILD)/kdir))
 PMEM   ?= memmap
 
-.PHONY: all setup kernel module tools guest-bins initramfs run shell check clean corrupt-mount powercut explore
+.PHONY: all setup kernel module tools guest-bins initramfs run shell check clean corrupt-mount powercut explore mount-time bench-journal
 
 all: module tools
 
@@ -83,6 +83,19 @@ CUTS ?= 200
 powercut: initramfs tools
 	cargo build --release -p rdaxfs-guest
 	scripts/powercut.sh --cuts $(CUTS)
+
+# Mount time after a power cut against the number of files:
+#   make mount-time [FILES="0 10000 100000"] [MT_CUTS=2 (cuts per file count)]
+FILES ?= 0 10000 100000
+mount-time: initramfs tools
+	cargo build --release -p rdaxfs-guest
+	scripts/mount-time.sh --files "$(FILES)" --cuts $(or $(MT_CUTS),2)
+
+# Metadata workloads and allocating faults: rdaxfs now, rdaxfs before the
+# journal (OLD=rev) and ext4-DAX, alternating in one boot:
+#   make bench-journal [ROUNDS=5] [OLD=edf4cf6^]
+bench-journal: initramfs
+	scripts/bench-journal.sh --rounds $(or $(ROUNDS),5) --old '$(or $(OLD),edf4cf6^)'
 
 clean:
 	-$(MAKE) -C $(KTREE) M=$(TOP) clean 2>/dev/null

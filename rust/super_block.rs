@@ -67,7 +67,7 @@ pub(crate) fn fill_super(
         return Err(EINVAL);
     };
     nsb.set_max_links(crate::namei::LINK_MAX);
-    let (mut sb, from_backup) = read_superblock(&dax, id, nsb.device_bytes())?;
+    let (mut sb, mut from_backup) = read_superblock(&dax, id, nsb.device_bytes())?;
     match sb.check_features() {
         Err(e) => {
             pr_err!(
@@ -100,6 +100,13 @@ pub(crate) fn fill_super(
                 bytes
             );
             replayed = bytes;
+            // The transaction may have changed the superblock (the orphan
+            // list head, counts, state): what was read before the replay
+            // is stale, and an orphan walk from a stale head finds inodes
+            // the transaction already freed. Read it again.
+            if !from_backup {
+                (sb, from_backup) = read_superblock(&dax, id, nsb.device_bytes())?;
+            }
         }
         if from_backup {
             sb = restore_primary(&dax, id, sb, rw)?;

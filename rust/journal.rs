@@ -213,6 +213,13 @@ impl Tx<'_> {
         self.bits(Bits::Blocks, true, first, count)
     }
 
+    /// Marks blocks the caller reserved in memory as allocated, the
+    /// reservation staying the caller's: if this does not commit, the
+    /// caller still holds them (a write(2) past EOF, see `FileMap::pending`).
+    pub(crate) fn alloc_reserved(&mut self, first: u64, count: u64) -> Result {
+        self.bits(Bits::Blocks, true, first, count)
+    }
+
     /// Reserves and allocates blocks by the allocation policy.
     pub(crate) fn reserve_blocks(&mut self, req: format::AllocRequest) -> Result<(u64, u64)> {
         let (s, n) = self.info.blocks.lock().alloc_blocks(req)?;

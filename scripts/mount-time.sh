@@ -49,16 +49,17 @@ rows=()
 # boot LOG TESTS ENV CUT: one guest boot; with CUT=1 QEMU is killed a random
 # min..max seconds after the workload printed MT-START.
 boot() {
-  local log=$1 tests=$2 env=$3 cut=$4 pid=$out/qemu.pid gpid t
-  rm -f "$pid" "$pid.killed"
+  local log=$1 tests=$2 env=$3 cut=$4 pid=$out/qemu.pid gpid
+  rm -f "$pid" "$pid.killed" "$log"  # no stale MT-START line
   RDAXFS_GUEST_ENV="$env" "$top/scripts/guest.sh" --kernel "$kernel" --initrd "$initrd" \
     --pmem nvdimm --image "$img" --smp 2 --tests "$tests" --timeout 1200 --log "$log" \
     --pidfile "$pid" --append "$kargs" > /dev/null 2>&1 &
   gpid=$!
   if [ "$cut" = 1 ]; then
-    for ((t = 0; t < 6000; t++)); do
+    local deadline=$((SECONDS + 1200))
+    while [ $SECONDS -lt $deadline ]; do
       grep -aq '^MT-START' "$log" 2> /dev/null && break
-      kill -0 $gpid 2> /dev/null || break
+      kill -0 $gpid 2> /dev/null || { echo "mount-time: the guest stopped before the workload started" >&2; break; }
       sleep 0.2
     done
     if grep -aq '^MT-START' "$log"; then
@@ -66,7 +67,8 @@ boot() {
       touch "$pid.killed"
       [ -s "$pid" ] && kill -9 "$(cat "$pid")" 2> /dev/null
     else
-      echo "mount-time: the workload did not start (log: $log)" >&2
+      echo "mount-time: the workload did not start (log: $log, $(date -u +%T))" >&2
+      [ -s "$pid" ] && kill -9 "$(cat "$pid")" 2> /dev/null
       fail=1
     fi
   fi

@@ -208,13 +208,9 @@ fn report(tag: &str, names: &[&str], vs: &[Variant], figs: &[Vec<Vec<f64>>]) {
     println!("{head}");
     for (w, name) in names.iter().enumerate() {
         let mut line = format!("{tag}: {name:<30}");
-        let meds: Vec<f64> = vs
-            .iter()
-            .enumerate()
-            .map(|(i, _)| stats(&figs[i][w]).0)
-            .collect();
-        for i in 0..vs.len() {
-            let (m, lo, hi) = stats(&figs[i][w]);
+        let meds: Vec<f64> = figs.iter().map(|f| stats(&f[w]).0).collect();
+        for f in figs {
+            let (m, lo, hi) = stats(&f[w]);
             line += &format!(" {:>24}", format!("{m:.0} ({lo:.0}..{hi:.0})"));
         }
         for m in &meds[1..] {

@@ -5,6 +5,8 @@
 #   make shell   boot the guest and get a shell (exit with Ctrl-A x)
 #   make powercut CUTS=200   the power-cut loop (scripts/powercut.sh; POWERCUT_STRICT=1,
 #                POWERCUT_MIN/POWERCUT_MAX seconds, POWERCUT_SEED)
+#   make mount-time      recovery mount time after a power cut with 0, 10k, 100k files
+#   make bench-journal   metadata and fault benchmarks: now, before the journal, ext4-DAX
 #
 # KDIR=/path/to/linux builds the module against your own Rust-enabled 6.12.y
 # tree instead of the cached guest kernel.

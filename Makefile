@@ -5,6 +5,8 @@
 #   make shell   boot the guest and get a shell (exit with Ctrl-A x)
 #   make powercut CUTS=200   the power-cut loop (scripts/powercut.sh; POWERCUT_STRICT=1,
 #                POWERCUT_MIN/POWERCUT_MAX seconds, POWERCUT_SEED)
+#   make mount-time      recovery mount time after a power cut with 0, 10k, 100k files
+#   make bench-journal   metadata and fault benchmarks: now, before the journal, ext4-DAX
 #
 # KDIR=/path/to/linux builds the module against your own Rust-enabled 6.12.y
 # tree instead of the cached guest kernel.
@@ -17,7 +19,7 @@ BINDIR := $(TOP)/target/$(MUSL)/release
 KTREE   = $(or $(KDIR),$$(cat $(BUILD)/kdir))
 PMEM   ?= memmap
 
-.PHONY: all setup kernel module tools guest-bins initramfs run shell check clean corrupt-mount powercut explore
+.PHONY: all setup kernel module tools guest-bins initramfs run shell check clean corrupt-mount powercut explore mount-time bench-journal
 
 all: module tools
 
@@ -83,6 +85,19 @@ CUTS ?= 200
 powercut: initramfs tools
 	cargo build --release -p rdaxfs-guest
 	scripts/powercut.sh --cuts $(CUTS)
+
+# Mount time after a power cut against the number of files:
+#   make mount-time [FILES="0 10000 100000"] [MT_CUTS=2 (cuts per file count)]
+FILES ?= 0 10000 100000
+mount-time: initramfs tools
+	cargo build --release -p rdaxfs-guest
+	scripts/mount-time.sh --files "$(FILES)" --cuts $(or $(MT_CUTS),2)
+
+# Metadata workloads and allocating faults: rdaxfs now, rdaxfs before the
+# journal (OLD=rev) and ext4-DAX, alternating in one boot:
+#   make bench-journal [ROUNDS=5] [OLD=edf4cf6^]
+bench-journal: initramfs
+	scripts/bench-journal.sh --rounds $(or $(ROUNDS),5) --old '$(or $(OLD),edf4cf6^)'
 
 clean:
 	-$(MAKE) -C $(KTREE) M=$(TOP) clean 2>/dev/null

@@ -52,18 +52,35 @@ pub(crate) fn write_iter(k: &mut Kiocb<'_, Rdaxfs>) -> Result<usize> {
         zero_tail(inode, old)?;
     }
     let start = k.pos();
-    let n = k.dax_rw()?;
-    if crate::glue::dax::trace::on() {
-        trace_written(inode, start, n as u64)?;
-    }
+    let n = k.dax_rw();
+    let traced = match (&n, crate::glue::dax::trace::on()) {
+        (Ok(n), true) => trace_written(inode, start, *n as u64),
+        _ => Ok(()),
+    };
     // DAX copied with cache-bypassing stores: make them durable before the
     // write returns (and before a new size can commit).
     inode.sb().info().dax.fence();
-    if k.pos() > inode.size() {
-        // The data is durable; the new size commits after it.
-        inode.set_size(k.pos());
-        persist(inode, &mut inode.info().map.lock())?;
+    let grew = n.is_ok() && k.pos() > inode.size();
+    let mut fm = inode.info().map.lock();
+    if grew || !fm.pending.is_empty() {
+        // The data is durable; the new size commits after it, with the
+        // blocks the write mapped past the old EOF (`FileMap::pending`;
+        // a failed copy still commits those it mapped, as a write inside
+        // EOF would have).
+        if grew {
+            inode.set_size(k.pos());
+        }
+        if let Err(e) = persist(inode, &mut fm) {
+            crate::inode::drop_pending(inode, &mut fm);
+            if grew {
+                inode.set_size(old);
+            }
+            return Err(e);
+        }
     }
+    drop(fm);
+    let n = n?;
+    traced?;
     drop(_l);
     k.write_sync(n)
 }
@@ -175,7 +192,7 @@ fn allocate(inode: &RInode, inv: &InvalidateGuard<'_, Rdaxfs>, first: u64, count
             continue;
         }
         let hole = fm.hole_len(l, first + count - l);
-        let (_, n) = iomap::alloc_zeroed(inode, fm, l, hole, hole >= HUGE_BLOCKS)?;
+        let (_, n) = iomap::alloc_zeroed(inode, fm, l, hole, hole >= HUGE_BLOCKS, false)?;
         inv.invalidate_range(l << BLOCK_SHIFT, ((l + n) << BLOCK_SHIFT) - 1);
         l += n;
     }

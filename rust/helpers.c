@@ -159,6 +159,10 @@ bool rdaxfs_bug_drop_commit_fence(void) { return READ_ONCE(bug_drop_commit_fence
 bool rdaxfs_bug_busy_scan_mapped_only(void) { return READ_ONCE(bug_busy_scan_mapped_only); }
 bool rdaxfs_bug_evict_skip_wait(void) { return READ_ONCE(bug_evict_skip_wait); }
 unsigned int rdaxfs_bug_delay_us(void) { return READ_ONCE(bug_delay_us); }
+static unsigned int test_commit_delay_us;
+module_param(test_commit_delay_us, uint, 0644);
+MODULE_PARM_DESC(test_commit_delay_us, "TEST ONLY: sleep this long between a transaction's durable commit and its in-place stores (a power cut then likely leaves a transaction to replay)");
+unsigned int rdaxfs_test_commit_delay_us(void) { return READ_ONCE(test_commit_delay_us); }
 unsigned int rdaxfs_inject_tx_error(void) { return READ_ONCE(inject_tx_error); }
 
 

@@ -63,6 +63,7 @@ bool rdaxfs_bug_drop_commit_fence(void);
 bool rdaxfs_bug_busy_scan_mapped_only(void);
 bool rdaxfs_bug_evict_skip_wait(void);
 unsigned int rdaxfs_bug_delay_us(void);
+unsigned int rdaxfs_test_commit_delay_us(void);
 /* Fault injection: fail every Nth transaction before it commits (0: off). */
 unsigned int rdaxfs_inject_tx_error(void);
 

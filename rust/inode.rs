@@ -77,6 +77,11 @@ pub(crate) struct FileMap {
     mapped: u64,
     /// The inode's record is committed on pmem.
     pub(crate) on_disk: bool,
+    /// Extents a write(2) past EOF mapped (blocks reserved in memory and
+    /// zeroed) whose allocation commits with the new size, in the
+    /// transaction after the data copy: see `write_iter`. Whatever
+    /// transaction commits this file's extent list next commits them.
+    pub(crate) pending: KVec<Extent>,
 }
 
 impl FileMap {
@@ -89,6 +94,7 @@ impl FileMap {
             dirty_from: CLEAN,
             mapped: 0,
             on_disk: false,
+            pending: KVec::new(),
         }
     }
 
@@ -550,7 +556,13 @@ pub(crate) fn persist_with(
     more: impl FnOnce(&mut Tx<'_>) -> Result,
 ) -> Result {
     let info = inode.sb().info();
+    // The extent list staged below maps the pending blocks: their
+    // allocation commits with it.
+    let pending = core::mem::take(&mut fm.pending);
     match transact(info, |tx| {
+        for e in pending.iter() {
+            tx.alloc_reserved(e.physical, e.len.into())?;
+        }
         more(tx)?;
         stage_file(tx, inode, fm)
     }) {
@@ -562,8 +574,31 @@ pub(crate) fn persist_with(
             if fm.on_disk {
                 let _ = fm.reload(info, inode.ino());
             }
+            // The write(2) that mapped pending blocks may still be copying
+            // into them: they stay reserved and mapped for its own commit
+            // (which gives them back if it fails).
+            for p in pending.iter() {
+                if fm.insert(*p).is_ok() {
+                    let _ = fm.pending.push(*p, GFP_KERNEL);
+                }
+            }
             Err(e)
         }
+    }
+}
+
+/// After the commit of a write(2) past EOF failed: forgets the blocks it
+/// mapped (reserved in memory, never committed) and gives them back.
+pub(crate) fn drop_pending(inode: &RInode, fm: &mut FileMap) {
+    if fm.pending.is_empty() {
+        return;
+    }
+    let info = inode.sb().info();
+    let pending = core::mem::take(&mut fm.pending);
+    let _ = fm.reload(info, inode.ino());
+    let mut bm = info.blocks.lock();
+    for p in pending.iter() {
+        bm.release(p.physical, p.len.into());
     }
 }
 
@@ -627,7 +662,7 @@ pub(crate) fn unmap_range(
 }
 
 /// Reads the orphan list a crash left and frees every inode on it.
-pub(crate) fn reclaim_orphans(sb: &Sb) -> Result {
+pub(crate) fn reclaim_orphans(sb: &Sb) -> Result<usize> {
     let info = sb.info();
     {
         let mut j = info.journal.lock();
@@ -648,18 +683,21 @@ pub(crate) fn reclaim_orphans(sb: &Sb) -> Result {
     }
     if sb.read_only() {
         // Kept until the mount becomes writable (see `reconfigure`).
-        return Ok(());
+        return Ok(0);
     }
     reclaim_listed(sb)
 }
 
-/// Frees every inode on the in-memory orphan list (those a crash left).
-pub(crate) fn reclaim_listed(sb: &Sb) -> Result {
+/// Frees every inode on the in-memory orphan list (those a crash left);
+/// returns how many.
+pub(crate) fn reclaim_listed(sb: &Sb) -> Result<usize> {
     let info = sb.info();
+    let mut n = 0;
     loop {
         let Some(ino) = info.journal.lock().orphans.last().copied() else {
-            return Ok(());
+            return Ok(n);
         };
+        n += 1;
         pr_info!("{}: reclaiming orphan inode {}\n", sb.id(), ino);
         // The last reference evicts it: link count 0 frees it.
         drop(iget(sb, ino)?);

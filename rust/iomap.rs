@@ -70,7 +70,12 @@ pub(crate) fn begin(
 
     // A hole under a write: allocate, zero, publish; all under `fm`.
     let large = flags & IOMAP_FAULT != 0 && hole >= HUGE_BLOCKS;
-    let (phys, n) = alloc_zeroed(inode, fm, first, hole, large)?;
+    // Blocks wholly past EOF under write(2) (i_rwsem held, so the size
+    // stays): nobody else can reach them until the size grows, and the
+    // allocation commits with the new size after the data copy (one
+    // transaction per extending write instead of two).
+    let defer = flags & IOMAP_FAULT == 0 && (first << BLOCK_SHIFT) >= inode.size();
+    let (phys, n) = alloc_zeroed(inode, fm, first, hole, large, defer)?;
     map.set_mapped(
         &info.dax,
         first << BLOCK_SHIFT,
@@ -85,13 +90,17 @@ pub(crate) fn begin(
 /// zeroes them durably and publishes them in the extent list and on-disk
 /// inode (one journal transaction), with the allocation lock held throughout (`fm` is its guard,
 /// consumed so that the test-only late zeroing can run after dropping it).
-/// Returns the physical start and the number of blocks mapped.
+/// Returns the physical start and the number of blocks mapped. With
+/// `defer`, nothing commits here: the blocks join `fm.pending` and commit
+/// with the next transaction of the file's extent list (write(2) past EOF
+/// makes that the one with its new size).
 pub(crate) fn alloc_zeroed(
     inode: &RInode,
     mut fm: Guard<'_, FileMap, MutexBackend>,
     first: u64,
     want: u64,
     large: bool,
+    defer: bool,
 ) -> Result<(u64, u64)> {
     let info = inode.sb().info();
     let large = large || inode.size() >= HUGE_BLOCKS * BLOCK_SIZE_U64;
@@ -121,6 +130,14 @@ pub(crate) fn alloc_zeroed(
     if let Err(e) = fm.insert(ext) {
         info.blocks.lock().release(phys, n);
         return Err(e);
+    }
+    if defer && !zero_late {
+        if let Err(e) = fm.pending.push(ext, GFP_KERNEL) {
+            let _ = fm.reload(info, inode.ino());
+            info.blocks.lock().release(phys, n);
+            return Err(e.into());
+        }
+        return Ok((phys, n));
     }
     // One transaction allocates the blocks and maps them; if it fails it
     // gives them back and the map is re-read.

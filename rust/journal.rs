@@ -28,6 +28,7 @@ use crate::glue::dax::DaxDev;
 use crate::super_block::SbInfo;
 use kernel::alloc::KVVec;
 use kernel::prelude::*;
+use kernel::time::Ktime;
 
 /// State the journal lock (`rdaxfs:journal`) protects.
 pub(crate) struct Journal {
@@ -45,6 +46,12 @@ pub(crate) struct Journal {
     /// Transactions committed and bytes logged since mount (debugfs).
     pub(crate) commits: u64,
     pub(crate) logged: u64,
+    /// Where transactions spent their time since mount, in ns (the
+    /// unmount line reports it): waiting for the journal lock, staging
+    /// (the caller's closure), logging and committing (steps 1 and 2 of
+    /// [`Tx::commit`]), applying in place and clearing (steps 3 and 4);
+    /// and, part of staging, reading what it stages from pmem.
+    pub(crate) ns: [u64; 5],
 }
 
 impl Journal {
@@ -59,6 +66,7 @@ impl Journal {
             attempts: 0,
             commits: 0,
             logged: 0,
+            ns: [0; 5],
         })
     }
 }
@@ -108,6 +116,12 @@ pub(crate) struct Tx<'a> {
     taken_blocks: KVec<(u64, u64)>,
     taken_inodes: KVec<u64>,
     stats: (&'a mut u64, &'a mut u64),
+    ns: &'a mut [u64; 5],
+}
+
+/// Nanoseconds since `t` (0 if the clock went backwards).
+fn since(t: Ktime) -> u64 {
+    (Ktime::ktime_get().to_ns() - t.to_ns()).max(0) as u64
 }
 
 fn fe(_: FormatError) -> Error {
@@ -126,11 +140,13 @@ impl Tx<'_> {
                 i
             }
             None => {
+                let t0 = Ktime::ktime_get();
                 let mut orig = KVec::from_elem(0u8, len, GFP_KERNEL)?;
                 self.info.dax.read(off, &mut orig)?;
                 let mut cur = KVec::with_capacity(len, GFP_KERNEL)?;
                 cur.extend_from_slice(&orig, GFP_KERNEL)?;
                 self.staged.push(Staged { off, orig, cur }, GFP_KERNEL)?;
+                self.ns[4] += since(t0);
                 self.staged.len() - 1
             }
         };
@@ -194,6 +210,13 @@ impl Tx<'_> {
     /// gives the blocks back.
     pub(crate) fn alloc_blocks(&mut self, first: u64, count: u64) -> Result {
         self.taken_blocks.push((first, count), GFP_KERNEL)?;
+        self.bits(Bits::Blocks, true, first, count)
+    }
+
+    /// Marks blocks the caller reserved in memory as allocated, the
+    /// reservation staying the caller's: if this does not commit, the
+    /// caller still holds them (a write(2) past EOF, see `FileMap::pending`).
+    pub(crate) fn alloc_reserved(&mut self, first: u64, count: u64) -> Result {
         self.bits(Bits::Blocks, true, first, count)
     }
 
@@ -294,6 +317,7 @@ impl Tx<'_> {
         let len = self.w.finish(seq).map_err(fe)?;
         let bytes = self.w.as_bytes();
         let (head, recs) = bytes.split_at(format::JOURNAL_HEADER);
+        let t0 = Ktime::ktime_get();
         // 1. Records (and write_new blocks) durable before the header.
         info.dax.write(area(info) + head.len() as u64, recs)?;
         info.dax.fence();
@@ -305,6 +329,11 @@ impl Tx<'_> {
         *self.seq = seq;
         *self.stats.0 += 1;
         *self.stats.1 += len as u64;
+        self.ns[2] += since(t0);
+        let t0 = Ktime::ktime_get();
+        // TEST ONLY (test_commit_delay_us): the committed transaction
+        // waits here, where a power cut leaves it for mount to replay.
+        crate::glue::bugs::commit_delay();
         // 3. Apply in place. An I/O error here leaves the committed log for
         // the next mount to replay; nothing more may be written.
         let tx = journal_read(bytes).map_err(fe)?.ok_or(EIO)?;
@@ -316,6 +345,7 @@ impl Tx<'_> {
         // 4. Clear the commit mark.
         info.dax.write(area(info), &[0u8; 8])?;
         info.dax.fence();
+        self.ns[3] += since(t0);
         Ok(())
     }
 
@@ -355,8 +385,11 @@ impl JournalTarget for Target<'_> {
 /// transaction freed once it has committed and the lock is dropped.
 pub(crate) fn transact<R>(info: &SbInfo, f: impl FnOnce(&mut Tx<'_>) -> Result<R>) -> Result<R> {
     let (r, blocks, inodes) = {
+        let t0 = Ktime::ktime_get();
         let mut g = info.journal.lock();
         let j = &mut *g;
+        j.ns[0] += since(t0);
+        let t0 = Ktime::ktime_get();
         let sb_old = j.sb;
         let mut tx = Tx {
             info,
@@ -373,8 +406,11 @@ pub(crate) fn transact<R>(info: &SbInfo, f: impl FnOnce(&mut Tx<'_>) -> Result<R
             taken_blocks: KVec::new(),
             taken_inodes: KVec::new(),
             stats: (&mut j.commits, &mut j.logged),
+            ns: &mut j.ns,
         };
-        let r = f(&mut tx).and_then(|r| tx.commit().map(|()| r));
+        let r = f(&mut tx);
+        tx.ns[1] += since(t0);
+        let r = r.and_then(|r| tx.commit().map(|()| r));
         let r = match r {
             Ok(r) => r,
             Err(e) => {

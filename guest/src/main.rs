@@ -27,6 +27,7 @@ mod map_coherence;
 mod max_size;
 mod mmap_modes;
 mod mount;
+mod mount_time;
 mod namespace;
 mod ns_errors;
 mod ns_threads;
@@ -50,6 +51,8 @@ const TESTS: &[(&str, Test)] = &[
     ("module-load", basic::module_load),
     ("export", export_test::export),
     ("bench", bench::bench),
+    ("bench-meta", bench::bench_meta),
+    ("bench-faults", bench::bench_faults),
     ("crash-prepare", crash::prepare),
     ("crash-recover", crash::recover),
     ("mmap-modes", mmap_modes::mmap_modes),
@@ -126,7 +129,7 @@ fn main() {
         return;
     }
     // The power-cut loop's steps run only in its own boots (scripts/powercut.sh).
-    if let Some(res) = powercut::dispatch(&name) {
+    if let Some(res) = powercut::dispatch(&name).or_else(|| mount_time::dispatch(&name)) {
         if let Err(e) = res {
             eprintln!("FAIL {name}: {e}");
             std::process::exit(1);

@@ -110,6 +110,14 @@ pub(crate) mod bugs {
         // SAFETY: reads a module parameter.
         unsafe { bindings::rdaxfs_bug_dirent_before_inode() }
     }
+    /// Sleeps between a transaction's durable commit and its in-place
+    /// stores for `test_commit_delay_us` (0: not at all), so that a power
+    /// cut likely finds a committed transaction to replay (make mount-time).
+    pub(crate) fn commit_delay() {
+        // SAFETY: reads a module parameter and sleeps (the journal lock
+        // is a mutex: sleeping under it is allowed).
+        unsafe { bindings::rdaxfs_delay_us(bindings::rdaxfs_test_commit_delay_us()) };
+    }
     /// Sleeps for the configured racy-window delay (0: no delay).
     pub(crate) fn delay() {
         // SAFETY: reads a module parameter and sleeps.

@@ -35,6 +35,7 @@ mod pmd_ratio;
 mod powercut;
 mod refusals;
 mod remount;
+mod stress;
 mod unlinked;
 mod unmapped_pins;
 mod util;
@@ -99,6 +100,7 @@ const TESTS: &[(&str, Test)] = &[
     ("hardening-misc", hardening::hardening_misc),
     ("badblocks", badblocks::badblocks),
     ("corrupt-mount", corrupt::corrupt_mount),
+    ("stress-short", stress::stress_short),
     ("crash-explore", explore::crash_explore),
     ("crash-explore-teeth-fence", explore::teeth_fence),
     ("crash-explore-teeth-dirent", explore::teeth_dirent),
@@ -112,6 +114,10 @@ fn main() {
             std::process::exit(1);
         }
         return;
+    }
+    if name == "stress" {
+        let args: Vec<String> = std::env::args().skip(2).collect();
+        std::process::exit(stress::cli(&args));
     }
     if name == "list" {
         for (n, _) in TESTS {

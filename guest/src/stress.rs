@@ -490,7 +490,6 @@ struct Worker<'a> {
     tid: usize,
     rng: Rng,
     abuf: Aligned,
-    low_space: bool,
     ns_gen: u64,
     ns_log: VecDeque<String>,
 }
@@ -708,7 +707,7 @@ impl Worker<'_> {
     }
 
     fn map_store(&mut self, t: &mut Target) {
-        if t.size() == 0 || self.low_space {
+        if t.size() == 0 {
             return;
         }
         let (off, len) = if self.rng.below(12) == 0 && t.size() >= PMD64 && t.resizable {
@@ -720,6 +719,27 @@ impl Worker<'_> {
         let mut buf = vec![0u8; len as usize];
         fill(&mut self.rng, &mut buf, t.base + off);
         t.note(format!("map store off={} len={len}", t.base + off));
+        // Checked right before the store: the device may fill any time.
+        let low_space = statfs(&self.sh.dir).map_or(true, |s| s.f_bavail * s.f_bsize < (64 << 20));
+        if low_space {
+            // A store into a hole of a full device gets SIGBUS: allocate
+            // the blocks first (data unchanged), skip the store on ENOSPC.
+            match fallocate(t.fd, libc::FALLOC_FL_KEEP_SIZE, t.base + off, len) {
+                Ok(()) => t.note("  (blocks allocated first: low space)".into()),
+                Err(libc::ENOSPC) => {
+                    self.sh.expect(libc::ENOSPC);
+                    t.note("  -> skipped: ENOSPC allocating its blocks".into());
+                    return;
+                }
+                Err(e) => {
+                    t.error(
+                        self.sh,
+                        format!("fallocate KEEP_SIZE before a map store: {}", errno_name(e)),
+                    );
+                    return;
+                }
+            }
+        }
         self.sh.count(C::Mmap);
         map_write(t.map, t.base + off, &buf);
         t.model[off as usize..(off + len) as usize].copy_from_slice(&buf);
@@ -1013,6 +1033,10 @@ impl Worker<'_> {
                             self.ns_error(format!("unlink {}: {e}", tmp.display()));
                         }
                     }
+                    Err(e) if e.raw_os_error() == Some(libc::ENOSPC) => {
+                        self.sh.expect(libc::ENOSPC);
+                        let _ = fs::remove_file(&tmp);
+                    }
                     Err(e) => self.ns_error(format!("rename t{} -> n{k}: {e}", self.tid)),
                 }
             }
@@ -1193,20 +1217,10 @@ fn worker(
         tid,
         rng: Rng::new(cfg.seed ^ (tid as u64 + 1).wrapping_mul(0xA076_1D64_78BD_642F)),
         abuf: Aligned::new(MAX_DIRECT),
-        low_space: false,
         ns_gen: 0,
         ns_log: VecDeque::new(),
     };
-    let mut n = 0u64;
     while !sh.stop.load(Relaxed) {
-        if n.is_multiple_of(64) {
-            // Mapped stores into holes would SIGBUS on a full device.
-            w.low_space = match statfs(&cfg.dir) {
-                Ok(s) => s.f_bavail * s.f_bsize < (64 << 20),
-                Err(_) => true,
-            };
-        }
-        n += 1;
         match w.rng.below(100) {
             0..=79 => {
                 let k = w.rng.below(2) as usize;
@@ -1311,7 +1325,11 @@ pub fn run(cfg: &Config) -> Result<u64, String> {
         let _ = fs::remove_dir_all(dir.join("ns"));
         for e in fs::read_dir(dir).into_iter().flatten().flatten() {
             let n = e.file_name().to_string_lossy().into_owned();
-            if n == "shared" || (n.starts_with('s') && n.contains('-')) {
+            let own = n
+                .strip_prefix('s')
+                .and_then(|r| r.split_once('-'))
+                .is_some_and(|(a, b)| a.parse::<u32>().is_ok() && (b == "0" || b == "1"));
+            if n == "shared" || own {
                 let _ = fs::remove_file(e.path());
             }
         }
@@ -1379,7 +1397,18 @@ pub fn stress_short() -> TestResult {
         threads: env_u64("RDAXFS_STRESS_THREADS", 4) as usize,
         seed: env_u64("RDAXFS_STRESS_SEED", clock_seed()),
     };
-    let errors = run(&cfg)?;
+    // RDAXFS_STRESS_BALLAST=1: another file takes all but a few MiB of
+    // the free space for 2 s out of every 4 (ENOSPC paths, as when other
+    // workloads share the device).
+    let stop = AtomicBool::new(false);
+    let errors = std::thread::scope(|s| {
+        if env_u64("RDAXFS_STRESS_BALLAST", 0) != 0 {
+            s.spawn(|| ballast(Path::new(MNT), &stop));
+        }
+        let r = run(&cfg);
+        stop.store(true, Relaxed);
+        r
+    })?;
     crate::ensure!(
         errors == 0,
         "stress found {errors} errors (seed {}; rerun with RDAXFS_STRESS_SEED={})",
@@ -1391,4 +1420,30 @@ pub fn stress_short() -> TestResult {
     let bad = kernel_problems(&mark);
     crate::ensure!(bad.is_empty(), "kernel log: {}", bad.join("\n"));
     Ok(())
+}
+
+/// Fills `dir`'s device but for ~6 MiB for 2 s out of every 4, until `stop`.
+fn ballast(dir: &Path, stop: &AtomicBool) {
+    let p = dir.join("ballast");
+    let nap = |secs: u64| {
+        let t = Instant::now();
+        while t.elapsed() < Duration::from_secs(secs) && !stop.load(Relaxed) {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    nap(3);
+    while !stop.load(Relaxed) {
+        if let (Ok(f), Ok(st)) = (create_rw(&p), statfs(dir)) {
+            let free = st.f_bavail * st.f_bsize;
+            let want = free.saturating_sub(6 << 20);
+            match fallocate(f.as_raw_fd(), 0, 0, want.max(1)) {
+                Ok(()) => println!("stress: ballast: {want} of {free} free bytes taken"),
+                Err(e) => println!("stress: ballast: fallocate {want}: {}", errno_name(e)),
+            }
+            nap(2);
+        }
+        let _ = fs::remove_file(&p);
+        nap(2);
+    }
+    let _ = fs::remove_file(&p);
 }

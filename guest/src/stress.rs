@@ -55,6 +55,10 @@ const NS_NAMES: u64 = 16;
 /// Longest O_DIRECT transfer.
 const MAX_DIRECT: usize = 2 << 20;
 
+/// Set while the ballast of `stress-short` fills the device (it takes
+/// seconds, so a statfs before a mapped store would not see it coming).
+static PRESSURE: AtomicBool = AtomicBool::new(false);
+
 /// What `guest-test stress` runs.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -720,7 +724,8 @@ impl Worker<'_> {
         fill(&mut self.rng, &mut buf, t.base + off);
         t.note(format!("map store off={} len={len}", t.base + off));
         // Checked right before the store: the device may fill any time.
-        let low_space = statfs(&self.sh.dir).map_or(true, |s| s.f_bavail * s.f_bsize < (64 << 20));
+        let low_space = PRESSURE.load(Relaxed)
+            || statfs(&self.sh.dir).map_or(true, |s| s.f_bavail * s.f_bsize < (64 << 20));
         if low_space {
             // A store into a hole of a full device gets SIGBUS: allocate
             // the blocks first (data unchanged), skip the store on ENOSPC.
@@ -1397,8 +1402,8 @@ pub fn stress_short() -> TestResult {
         threads: env_u64("RDAXFS_STRESS_THREADS", 4) as usize,
         seed: env_u64("RDAXFS_STRESS_SEED", clock_seed()),
     };
-    // RDAXFS_STRESS_BALLAST=1: another file takes all but a few MiB of
-    // the free space for 2 s out of every 4 (ENOSPC paths, as when other
+    // RDAXFS_STRESS_BALLAST=1: another file takes all but 1 MiB of the
+    // free space for 3 s out of every 6 (ENOSPC paths, as when other
     // workloads share the device).
     let stop = AtomicBool::new(false);
     let errors = std::thread::scope(|s| {
@@ -1422,7 +1427,7 @@ pub fn stress_short() -> TestResult {
     Ok(())
 }
 
-/// Fills `dir`'s device but for ~6 MiB for 2 s out of every 4, until `stop`.
+/// Fills `dir`'s device but for 1 MiB for 3 s out of every 6, until `stop`.
 fn ballast(dir: &Path, stop: &AtomicBool) {
     let p = dir.join("ballast");
     let nap = |secs: u64| {
@@ -1433,17 +1438,21 @@ fn ballast(dir: &Path, stop: &AtomicBool) {
     };
     nap(3);
     while !stop.load(Relaxed) {
+        PRESSURE.store(true, Relaxed);
+        // Mapped stores that started before the flag was set end meanwhile.
+        std::thread::sleep(Duration::from_millis(200));
         if let (Ok(f), Ok(st)) = (create_rw(&p), statfs(dir)) {
             let free = st.f_bavail * st.f_bsize;
-            let want = free.saturating_sub(6 << 20);
+            let want = free.saturating_sub(1 << 20);
             match fallocate(f.as_raw_fd(), 0, 0, want.max(1)) {
                 Ok(()) => println!("stress: ballast: {want} of {free} free bytes taken"),
                 Err(e) => println!("stress: ballast: fallocate {want}: {}", errno_name(e)),
             }
-            nap(2);
+            nap(3);
         }
         let _ = fs::remove_file(&p);
-        nap(2);
+        PRESSURE.store(false, Relaxed);
+        nap(3);
     }
     let _ = fs::remove_file(&p);
 }

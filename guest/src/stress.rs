@@ -3,7 +3,7 @@
 //!
 //! `guest-test stress --seconds N --dir DIR [--threads T] [--seed S]`
 //! runs it in DIR (any mounted rdaxfs directory); the `stress-short` test
-//! runs it for ~30 s on a fresh rdaxfs (`RDAXFS_STRESS_SECS`,
+//! runs it for 25 s on a fresh rdaxfs (`RDAXFS_STRESS_SECS`,
 //! `RDAXFS_STRESS_THREADS`, `RDAXFS_STRESS_SEED` change that, e.g. a
 //! 5-minute run: `scripts/guest.sh ... --tests stress-short --env
 //! RDAXFS_STRESS_SECS=300`).
@@ -1390,14 +1390,14 @@ pub fn cli(args: &[String]) -> i32 {
     }
 }
 
-/// The bounded guest test: the workload for `RDAXFS_STRESS_SECS` (30) s
+/// The bounded guest test: the workload for `RDAXFS_STRESS_SECS` (25) s
 /// on a fresh rdaxfs, then an unmount, fsck -n and a clean kernel log.
 pub fn stress_short() -> TestResult {
     let _fx = Fixture::new()?;
     fresh_mount()?;
     let mark = dmesg_mark("stress-short");
     let cfg = Config {
-        seconds: env_u64("RDAXFS_STRESS_SECS", 30),
+        seconds: env_u64("RDAXFS_STRESS_SECS", 25),
         dir: Path::new(MNT).join("stress"),
         threads: env_u64("RDAXFS_STRESS_THREADS", 4) as usize,
         seed: env_u64("RDAXFS_STRESS_SEED", clock_seed()),

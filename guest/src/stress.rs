@@ -194,6 +194,12 @@ fn fstat_size(fd: i32) -> Result<u64, i32> {
     Ok(st.st_size as u64)
 }
 
+/// Bytes available to unprivileged users on `dir`'s filesystem.
+#[allow(clippy::unnecessary_cast)] // the field types differ between libcs
+fn free_bytes(dir: &Path) -> Result<u64, String> {
+    statfs(dir).map(|s| s.f_bavail as u64 * s.f_bsize as u64)
+}
+
 /// A long-lived shared mapping used by several threads, each on its own
 /// byte range.
 struct SharedMap(Mapping);
@@ -724,8 +730,8 @@ impl Worker<'_> {
         fill(&mut self.rng, &mut buf, t.base + off);
         t.note(format!("map store off={} len={len}", t.base + off));
         // Checked right before the store: the device may fill any time.
-        let low_space = PRESSURE.load(Relaxed)
-            || statfs(&self.sh.dir).map_or(true, |s| s.f_bavail * s.f_bsize < (64 << 20));
+        let low_space =
+            PRESSURE.load(Relaxed) || free_bytes(&self.sh.dir).map_or(true, |f| f < (64 << 20));
         if low_space {
             // A store into a hole of a full device gets SIGBUS: allocate
             // the blocks first (data unchanged), skip the store on ENOSPC.
@@ -1252,7 +1258,7 @@ fn worker(
 pub fn run(cfg: &Config) -> Result<u64, String> {
     let dir = &cfg.dir;
     ctx(fs::create_dir_all(dir.join("ns")), dir.display())?;
-    let free = statfs(dir).map(|s| s.f_bavail * s.f_bsize)?;
+    let free = free_bytes(dir)?;
     let t = cfg.threads as u64;
     // Own files plus the shared one stay well below the free space.
     let cap = ((free * 2 / 5).saturating_sub(t * REGION) / (2 * t) / PMD64 * PMD64).min(MAX_CAP);
@@ -1441,8 +1447,7 @@ fn ballast(dir: &Path, stop: &AtomicBool) {
         PRESSURE.store(true, Relaxed);
         // Mapped stores that started before the flag was set end meanwhile.
         std::thread::sleep(Duration::from_millis(200));
-        if let (Ok(f), Ok(st)) = (create_rw(&p), statfs(dir)) {
-            let free = st.f_bavail * st.f_bsize;
+        if let (Ok(f), Ok(free)) = (create_rw(&p), free_bytes(dir)) {
             let want = free.saturating_sub(1 << 20);
             match fallocate(f.as_raw_fd(), 0, 0, want.max(1)) {
                 Ok(()) => println!("stress: ballast: {want} of {free} free bytes taken"),

@@ -129,7 +129,9 @@ impl Shared {
         let _g = self.print.lock().unwrap_or_else(|p| p.into_inner());
         if n < 20 {
             let t = self.start.elapsed().as_secs_f64();
-            eprintln!("stress: ERROR t={t:.1}s {msg}");
+            // One write, so that progress lines cannot cut into it.
+            let line = format!("stress: ERROR t={t:.1}s {msg}\n");
+            let _ = io::Write::write_all(&mut io::stderr().lock(), line.as_bytes());
         } else if n == 20 {
             eprintln!("stress: more errors follow; only counted from here on");
         }
@@ -637,7 +639,8 @@ impl Worker<'_> {
             self.sh.expect(libc::ENOSPC);
         }
         let end = (off + n as u64) as usize;
-        if end > t.model.len() {
+        // Nothing written (ENOSPC) leaves the size alone.
+        if n > 0 && end > t.model.len() {
             t.model.resize(end, 0);
         }
         t.model[off as usize..end].copy_from_slice(&buf[..n]);
@@ -691,7 +694,8 @@ impl Worker<'_> {
             }
         };
         let end = (off + n as u64) as usize;
-        if end > t.model.len() {
+        // Nothing written (ENOSPC) leaves the size alone.
+        if n > 0 && end > t.model.len() {
             t.model.resize(end, 0);
         }
         let data = self.abuf.buf()[..n].to_vec();
@@ -1315,6 +1319,7 @@ pub fn run(cfg: &Config) -> Result<u64, String> {
             std::thread::sleep(Duration::from_millis(250));
             let el = start.elapsed().as_secs();
             if el >= next {
+                let _g = sh.print.lock().unwrap_or_else(|p| p.into_inner());
                 println!("{}", sh.progress(el));
                 next = el + 5;
             }

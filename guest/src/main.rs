@@ -37,6 +37,7 @@ mod pmd_ratio;
 mod powercut;
 mod refusals;
 mod remount;
+mod stress;
 mod unlinked;
 mod unmapped_pins;
 mod util;
@@ -108,6 +109,7 @@ const TESTS: &[(&str, Test)] = &[
     ("features-tmpfile", features::features_tmpfile),
     ("features-whiteout", features::features_whiteout),
     ("features-statfs", features::features_statfs),
+    ("stress-short", stress::stress_short),
     ("crash-explore", explore::crash_explore),
     ("crash-explore-teeth-fence", explore::teeth_fence),
     ("crash-explore-teeth-dirent", explore::teeth_dirent),
@@ -121,6 +123,10 @@ fn main() {
             std::process::exit(1);
         }
         return;
+    }
+    if name == "stress" {
+        let args: Vec<String> = std::env::args().skip(2).collect();
+        std::process::exit(stress::cli(&args));
     }
     if name == "list" {
         for (n, _) in TESTS {

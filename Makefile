@@ -8,13 +8,29 @@
 #
 # KDIR=/path/to/linux builds the module against your own Rust-enabled 6.12.y
 # tree instead of the cached guest kernel.
+#
+# KVER=7.3 (default 6.12) builds, runs and tests against the newest stable
+# kernel instead: scripts/kernel.sh fetches and builds it (cached apart from
+# 6.12), the module is built in build/mod-7.3 (Kbuild MO=) and the initramfs is
+# build/initramfs-7.3.cpio.gz, so both kernels' builds live side by side.
 
 TOP    := $(CURDIR)
 BUILD  := $(TOP)/build
 export PATH := $(HOME)/.cargo/bin:$(PATH)
 MUSL   := x86_64-unknown-linux-musl
 BINDIR := $(TOP)/target/$(MUSL)/release
-KTREE   = $(or $(KDIR),$$(cat $(BUILD)/kdir))
+KVER   ?= 6.12
+ifeq ($(KVER),6.12)
+KDIRFILE := $(BUILD)/kdir
+MODOUT   := $(TOP)
+INITRD   := $(BUILD)/initramfs.cpio.gz
+else
+KDIRFILE := $(BUILD)/kdir-$(KVER)
+MODOUT   := $(BUILD)/mod-$(KVER)
+MOFLAG   := MO=$(MODOUT)
+INITRD   := $(BUILD)/initramfs-$(KVER).cpio.gz
+endif
+KTREE   = $(or $(KDIR),$$(cat $(KDIRFILE)))
 PMEM   ?= memmap
 
 .PHONY: all setup kernel module tools guest-bins initramfs run shell check clean corrupt-mount powercut explore
@@ -27,11 +43,12 @@ setup:
 kernel: setup
 	@mkdir -p $(BUILD)
 ifeq ($(KDIR),)
-	@scripts/kernel.sh > $(BUILD)/kdir.tmp && tail -n 1 $(BUILD)/kdir.tmp > $(BUILD)/kdir && rm -f $(BUILD)/kdir.tmp
+	@KVER=$(KVER) scripts/kernel.sh > $(KDIRFILE).tmp && tail -n 1 $(KDIRFILE).tmp > $(KDIRFILE) && rm -f $(KDIRFILE).tmp
 endif
 
 module: kernel
-	$(MAKE) -C $(KTREE) M=$(TOP) $(if $(CLIPPY),CLIPPY=1) modules
+	$(if $(MOFLAG),@mkdir -p $(MODOUT))
+	$(MAKE) -C $(KTREE) M=$(TOP) $(MOFLAG) $(if $(CLIPPY),CLIPPY=1) modules
 
 tools: setup
 	cargo build --release -p rdaxfs-tools
@@ -40,14 +57,14 @@ guest-bins: setup
 	cargo build --release --target $(MUSL) -p rdaxfs-guest -p rdaxfs-tools
 
 initramfs: module guest-bins
-	scripts/initramfs.sh $(TOP)/rdaxfs.ko $(BINDIR) $(BUILD)/initramfs.cpio.gz
+	scripts/initramfs.sh $(MODOUT)/rdaxfs.ko $(BINDIR) $(INITRD)
 
 run: initramfs
-	scripts/guest.sh --kernel $(KTREE)/arch/x86/boot/bzImage --initrd $(BUILD)/initramfs.cpio.gz \
+	scripts/guest.sh --kernel $(KTREE)/arch/x86/boot/bzImage --initrd $(INITRD) \
 	  --pmem $(PMEM) --image $(BUILD)/nvdimm-run.img --tests demo --timeout 300
 
 shell: initramfs
-	scripts/guest.sh --kernel $(KTREE)/arch/x86/boot/bzImage --initrd $(BUILD)/initramfs.cpio.gz \
+	scripts/guest.sh --kernel $(KTREE)/arch/x86/boot/bzImage --initrd $(INITRD) \
 	  --pmem $(PMEM) --image $(BUILD)/nvdimm-run.img --tests demo,shell --interactive
 
 # The corrupted-image mount test at full length (make check runs 150 images):
@@ -56,7 +73,7 @@ N    ?= 2000
 SEED ?= 1
 MAX  ?= 2
 corrupt-mount: initramfs
-	scripts/guest.sh --kernel $(KTREE)/arch/x86/boot/bzImage --initrd $(BUILD)/initramfs.cpio.gz \
+	scripts/guest.sh --kernel $(KTREE)/arch/x86/boot/bzImage --initrd $(INITRD) \
 	  --pmem memmap --smp 2 --tests corrupt-mount --env RDAXFS_CORRUPT_N=$(N) --env RDAXFS_CORRUPT_SEED=$(SEED) --env RDAXFS_CORRUPT_MAX=$(MAX) \
 	  --timeout $$(( 600 + $(N) )) --log $(BUILD)/corrupt-mount.log > /dev/null
 	@grep -E '^corrupt-mount|RDAXFS-TEST|FAIL' $(BUILD)/corrupt-mount.log
@@ -72,7 +89,7 @@ STATES ?= 8
 BUDGET ?= 40
 explore: initramfs
 	RDAXFS_GUEST_ENV="RDAXFS_EXPLORE_N=$(WORKLOADS) RDAXFS_EXPLORE_STRICT=$(STRICT) RDAXFS_EXPLORE_STATES=$(STATES) RDAXFS_EXPLORE_BUDGET=$(BUDGET)" \
-	scripts/guest.sh --kernel $(KTREE)/arch/x86/boot/bzImage --initrd $(BUILD)/initramfs.cpio.gz \
+	scripts/guest.sh --kernel $(KTREE)/arch/x86/boot/bzImage --initrd $(INITRD) \
 	  --pmem $(PMEM) --image $(BUILD)/nvdimm-explore.img --smp 4 --tests crash-explore --timeout 1500 \
 	  --log $(BUILD)/explore.log
 
@@ -85,5 +102,5 @@ powercut: initramfs tools
 	scripts/powercut.sh --cuts $(CUTS)
 
 clean:
-	-$(MAKE) -C $(KTREE) M=$(TOP) clean 2>/dev/null
+	-$(MAKE) -C $(KTREE) M=$(TOP) $(MOFLAG) clean 2>/dev/null
 	rm -rf $(BUILD) target

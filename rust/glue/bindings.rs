@@ -22,4 +22,6 @@ type __kernel_size_t = usize;
 type __kernel_ssize_t = isize;
 type __kernel_ptrdiff_t = isize;
 
-include!("../../build/bindings_generated.rs");
+// Generated per kernel into the module's object directory (Kbuild sets the
+// path: the source tree for 6.12, build/mod-7.3 for 7.3).
+include!(env!("RDAXFS_BINDINGS"));

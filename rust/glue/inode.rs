@@ -2,6 +2,7 @@
 //! number, attribute access, and the inode-operation trampolines.
 
 use super::bindings;
+use super::compat::{ARef, AlwaysRefCounted};
 use super::fs::{FileSystem, SuperBlock};
 use super::{dentry_name, file};
 use core::marker::PhantomData;
@@ -9,7 +10,7 @@ use core::ptr::NonNull;
 use kernel::error::{from_err_ptr, from_result, to_result};
 use kernel::ffi;
 use kernel::prelude::*;
-use kernel::types::{ARef, AlwaysRefCounted, Opaque};
+use kernel::types::Opaque;
 
 /// An inode's times: access, modification, change (seconds, nanoseconds).
 #[derive(Clone, Copy, Default)]
@@ -365,7 +366,11 @@ impl<T: FileSystem> InvalidateGuard<'_, T> {
     ) -> Option<super::dax::BusyPage> {
         // SAFETY: the invalidate lock is held, as the function requires.
         let p = unsafe {
-            bindings::dax_layout_busy_page_range(self.0.mapping(), start as i64, end as i64)
+            bindings::rdaxfs_dax_busy_page_range_mapped_only(
+                self.0.mapping(),
+                start as i64,
+                end as i64,
+            )
         };
         (!p.is_null()).then_some(super::dax::BusyPage(p))
     }
@@ -632,6 +637,7 @@ unsafe extern "C" fn create<T: FileSystem>(
     unsafe { create_common::<T>(dir, dentry, u32::from(mode) | bindings::S_IFREG, None, 0) }
 }
 
+#[cfg(not(rdaxfs_k73))]
 /// # Safety
 /// VFS `mkdir` contract (see `create_common`).
 unsafe extern "C" fn mkdir<T: FileSystem>(
@@ -642,6 +648,23 @@ unsafe extern "C" fn mkdir<T: FileSystem>(
 ) -> ffi::c_int {
     // SAFETY: forwarded contract.
     unsafe { create_common::<T>(dir, dentry, u32::from(mode) | bindings::S_IFDIR, None, 0) }
+}
+
+/// # Safety
+/// VFS `mkdir` contract (see `create_common`). 7.3 (since 6.15): returns
+/// NULL when `dentry` was instantiated, or an `ERR_PTR`.
+#[cfg(rdaxfs_k73)]
+unsafe extern "C" fn mkdir<T: FileSystem>(
+    _idmap: *mut bindings::mnt_idmap,
+    dir: *mut bindings::inode,
+    dentry: *mut bindings::dentry,
+    mode: bindings::umode_t,
+) -> *mut bindings::dentry {
+    // SAFETY: forwarded contract.
+    match unsafe { create_common::<T>(dir, dentry, u32::from(mode) | bindings::S_IFDIR, None, 0) } {
+        0 => core::ptr::null_mut(),
+        e => Error::from_errno(e).to_ptr(),
+    }
 }
 
 /// # Safety

@@ -6,6 +6,7 @@
 //! keep those guarantees. The filesystem modules above it are safe Rust.
 
 pub(crate) mod bindings;
+pub(crate) mod compat;
 pub(crate) mod dax;
 pub(crate) mod debugfs;
 pub(crate) mod file;

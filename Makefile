@@ -11,8 +11,9 @@
 #
 # KVER=7.3 (default 6.12) builds, runs and tests against the newest stable
 # kernel instead: scripts/kernel.sh fetches and builds it (cached apart from
-# 6.12), the module is built in build/mod-7.3 (Kbuild MO=) and the initramfs is
-# build/initramfs-7.3.cpio.gz, so both kernels' builds live side by side.
+# 6.12), the module is built in build/src-7.3 (a tree of symlinks to the
+# sources, so that no object of one kernel is ever taken for the other's) and
+# the initramfs is build/initramfs-7.3.cpio.gz: both kernels' builds coexist.
 
 TOP    := $(CURDIR)
 BUILD  := $(TOP)/build
@@ -26,8 +27,7 @@ MODOUT   := $(TOP)
 INITRD   := $(BUILD)/initramfs.cpio.gz
 else
 KDIRFILE := $(BUILD)/kdir-$(KVER)
-MODOUT   := $(BUILD)/mod-$(KVER)
-MOFLAG   := MO=$(MODOUT)
+MODOUT   := $(BUILD)/src-$(KVER)
 INITRD   := $(BUILD)/initramfs-$(KVER).cpio.gz
 endif
 KTREE   = $(or $(KDIR),$$(cat $(KDIRFILE)))
@@ -47,8 +47,13 @@ ifeq ($(KDIR),)
 endif
 
 module: kernel
-	$(if $(MOFLAG),@mkdir -p $(MODOUT))
-	$(MAKE) -C $(KTREE) M=$(TOP) $(MOFLAG) $(if $(CLIPPY),CLIPPY=1) modules
+ifneq ($(MODOUT),$(TOP))
+	@mkdir -p $(MODOUT)/scripts
+	@cp -rsf $(TOP)/Kbuild $(TOP)/rust $(TOP)/format $(MODOUT)/
+	@cp -sf $(TOP)/scripts/bindgen.sh $(MODOUT)/scripts/
+	@find $(MODOUT) -xtype l -delete
+endif
+	$(MAKE) -C $(KTREE) M=$(MODOUT) $(if $(CLIPPY),CLIPPY=1) modules
 
 tools: setup
 	cargo build --release -p rdaxfs-tools
@@ -102,5 +107,5 @@ powercut: initramfs tools
 	scripts/powercut.sh --cuts $(CUTS)
 
 clean:
-	-$(MAKE) -C $(KTREE) M=$(TOP) $(MOFLAG) clean 2>/dev/null
+	-$(MAKE) -C $(KTREE) M=$(MODOUT) clean 2>/dev/null
 	rm -rf $(BUILD) target

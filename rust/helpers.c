@@ -287,6 +287,20 @@ void rdaxfs_delay_us(unsigned int us) { if (us) usleep_range(us, us + us / 4 + 1
 void rdaxfs_set_dax_inode(struct inode *inode) { inode->i_flags |= S_DAX; }
 bool rdaxfs_dir_emit_dots(struct file *file, struct dir_context *ctx) { return dir_emit_dots(file, ctx); }
 u64 rdaxfs_bdev_nr_bytes(struct block_device *bdev) { return bdev_nr_bytes(bdev); }
+const unsigned char *rdaxfs_dentry_name(const struct dentry *d, u32 *len)
+{
+	*len = d->d_name.len;
+	return d->d_name.name;
+}
+void rdaxfs_set_inode_link(struct inode *inode, char *link) { inode->i_link = link; }
+bool rdaxfs_inode_is_new(struct inode *inode)
+{
+#if RDAXFS_K73
+	return inode_state_read_once(inode) & I_NEW; /* i_state is a wrapped type in 7.3 */
+#else
+	return inode->i_state & I_NEW;
+#endif
+}
 void rdaxfs_touch_cmtime(struct inode *inode) { inode_set_mtime_to_ts(inode, inode_set_ctime_current(inode)); }
 
 #include <linux/debugfs.h>

@@ -116,6 +116,12 @@ void rdaxfs_set_dax_inode(struct inode *inode);
 bool rdaxfs_dir_emit_dots(struct file *file, struct dir_context *ctx);
 u64 rdaxfs_bdev_nr_bytes(struct block_device *bdev);
 void rdaxfs_touch_cmtime(struct inode *inode);
+/* The name of @d (d_name; its layout differs between 6.12 and 7.3). */
+const unsigned char *rdaxfs_dentry_name(const struct dentry *d, u32 *len);
+/* A symlink's target, kept by the filesystem for the inode's lifetime. */
+void rdaxfs_set_inode_link(struct inode *inode, char *link);
+/* Whether iget_locked() just allocated @inode (I_NEW). */
+bool rdaxfs_inode_is_new(struct inode *inode);
 
 /* debugfs: /sys/kernel/debug/rdaxfs/<device>/<counter>. */
 void rdaxfs_debugfs_init(void);

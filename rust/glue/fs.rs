@@ -1,7 +1,7 @@
 //! Filesystem type registration, the mount entry points and the superblock.
 
 use super::bindings;
-use super::compat::ARef;
+use super::compat::{cstr_bytes, ARef};
 use super::dax::DaxDev;
 use super::inode::{Iattr, Inode, InodeBox};
 use super::{DirEmitter, Kiocb, SeqFile, VmFault};
@@ -372,7 +372,7 @@ unsafe extern "C" fn parse_param<T: FileSystem>(
     };
     // SAFETY: `fc` is a context of type `T`.
     let opts = unsafe { fc_options::<T>(fc) };
-    match T::parse_option(opts, key.as_bytes(), val.as_bytes()) {
+    match T::parse_option(opts, cstr_bytes(key), cstr_bytes(val)) {
         Ok(()) => 0,
         Err(e) if e == ENOPARAM => e.to_errno(),
         Err(e) => {

@@ -105,6 +105,8 @@ impl<T: FileSystem> Inode<T> {
     }
 
     /// The inode number.
+    // `i_ino` is an unsigned long in 6.12, a u64 in 7.3.
+    #[allow(clippy::unnecessary_cast)]
     pub(crate) fn ino(&self) -> u64 {
         self.r().i_ino as u64
     }
@@ -499,7 +501,7 @@ impl<T: FileSystem> NewInode<T> {
             (*raw).i_generation = p.generation;
             file::set_ops::<T>(raw, p.mode, p.rdev);
             if let Some(l) = link {
-                (*raw).__bindgen_anon_4.i_link = l.cast_mut();
+                bindings::rdaxfs_set_inode_link(raw, l.cast_mut().cast());
             }
             bindings::unlock_new_inode(raw);
         }
@@ -527,13 +529,16 @@ pub(crate) enum Iget<T: FileSystem> {
 
 /// Finds inode `ino` in the inode cache or allocates it (I_NEW).
 pub(crate) fn iget<T: FileSystem>(sb: &SuperBlock<T>, ino: u64) -> Result<Iget<T>> {
+    // `ino` is an unsigned long in 6.12, a u64 in 7.3.
+    #[allow(clippy::unnecessary_cast)]
+    let ino = ino as super::compat::Ino;
     // SAFETY: a live superblock.
-    let raw = from_err_ptr(unsafe { bindings::iget_locked(sb.raw(), ino as usize) })?;
+    let raw = from_err_ptr(unsafe { bindings::iget_locked(sb.raw(), ino) })?;
     let raw = NonNull::new(raw).ok_or(ENOMEM)?;
     // SAFETY: iget_locked returned a referenced inode of our superblock.
     let inode = unsafe { ARef::from_raw(raw.cast::<Inode<T>>()) };
     // SAFETY: reading i_state of an inode we hold a reference to.
-    let new = unsafe { (*raw.as_ptr()).i_state } & bindings::I_NEW != 0;
+    let new = unsafe { bindings::rdaxfs_inode_is_new(raw.as_ptr()) };
     Ok(if new {
         Iget::New(NewInode(Some(inode)))
     } else {
@@ -631,7 +636,7 @@ unsafe extern "C" fn create<T: FileSystem>(
     dir: *mut bindings::inode,
     dentry: *mut bindings::dentry,
     mode: bindings::umode_t,
-    _excl: bool,
+    #[cfg(not(rdaxfs_k73))] _excl: bool, // gone in 7.3
 ) -> ffi::c_int {
     // SAFETY: forwarded contract.
     unsafe { create_common::<T>(dir, dentry, u32::from(mode) | bindings::S_IFREG, None, 0) }
@@ -690,7 +695,7 @@ unsafe extern "C" fn symlink<T: FileSystem>(
     target: *const ffi::c_char,
 ) -> ffi::c_int {
     // SAFETY: `target` is NUL-terminated per the contract.
-    let t = unsafe { kernel::str::CStr::from_char_ptr(target) }.as_bytes();
+    let t = super::compat::cstr_bytes(unsafe { kernel::str::CStr::from_char_ptr(target) });
     // SAFETY: forwarded contract.
     unsafe { create_common::<T>(dir, dentry, bindings::S_IFLNK | 0o777, Some(t), 0) }
 }

@@ -48,10 +48,11 @@ endif
 
 module: kernel
 ifneq ($(MODOUT),$(TOP))
-	@mkdir -p $(MODOUT)/scripts
-	@cp -rsf $(TOP)/Kbuild $(TOP)/rust $(TOP)/format $(MODOUT)/
-	@cp -sf $(TOP)/scripts/bindgen.sh $(MODOUT)/scripts/
-	@find $(MODOUT) -xtype l -delete
+	@# Sources only: the 6.12 build leaves its objects next to them in the tree.
+	@mkdir -p $(MODOUT) && find $(MODOUT) -type l -delete
+	@cd $(TOP) && find Kbuild scripts/bindgen.sh rust format/src -type f \
+	  \( -name Kbuild -o -name '*.rs' -o -name '*.c' -o -name '*.h' -o -name '*.sh' \) | \
+	  while read -r f; do mkdir -p $(MODOUT)/$$(dirname $$f) && ln -s $(TOP)/$$f $(MODOUT)/$$f; done
 endif
 	$(MAKE) -C $(KTREE) M=$(MODOUT) $(if $(CLIPPY),CLIPPY=1) modules
 

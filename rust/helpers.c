@@ -36,13 +36,6 @@ void rdaxfs_sb_end_pagefault(struct super_block *sb) { sb_end_pagefault(sb); }
 void rdaxfs_sb_start_write(struct super_block *sb) { sb_start_write(sb); }
 void rdaxfs_sb_end_write(struct super_block *sb) { sb_end_write(sb); }
 
-static void rdaxfs_wait_dax_page(struct address_space *mapping)
-{
-	filemap_invalidate_unlock(mapping);
-	schedule();
-	filemap_invalidate_lock(mapping);
-}
-
 #if RDAXFS_K73
 /*
  * 7.3 (since 6.15): fsdax pages are refcounted folios whose idle count is 0
@@ -51,11 +44,31 @@ static void rdaxfs_wait_dax_page(struct address_space *mapping)
  * and dax_break_layout_final(), which rdaxfs runs as its own loop (it counts
  * the waits and has test-only switches inside it).
  */
+static long rdaxfs_wait_dax_page_timeout(struct address_space *mapping, long timeout)
+{
+	filemap_invalidate_unlock(mapping);
+	timeout = schedule_timeout(timeout);
+	filemap_invalidate_lock(mapping);
+	return timeout;
+}
+
 int rdaxfs_wait_dax_page_idle(struct page *page, struct address_space *mapping)
 {
-	/* fs/dax.c wait_page_idle(), with ext4_wait_dax_page() as callback. */
-	return ___wait_var_event(page, dax_page_is_idle(page), TASK_INTERRUPTIBLE,
-				 0, 0, rdaxfs_wait_dax_page(mapping));
+	long r;
+
+	/*
+	 * fs/dax.c wait_page_idle() with ext4_wait_dax_page() as callback,
+	 * bounded: since 6.15 a mapping holds a reference on the folio, so a
+	 * page that a DMA thread faults back in while the invalidate lock is
+	 * dropped never gets back to 0 (nor wakes us) when its pin goes; it
+	 * is idle again only once unmapped. After 100 ms without a wake, return
+	 * as if woken: the caller scans again, which unmaps the range anew
+	 * (with the lock held) and finds the page busy or not.
+	 */
+	r = ___wait_var_event(page, ___wait_cond_timeout(dax_page_is_idle(page)),
+			      TASK_INTERRUPTIBLE, 0, msecs_to_jiffies(100),
+			      __ret = rdaxfs_wait_dax_page_timeout(mapping, __ret));
+	return r < 0 ? r : 0;
 }
 
 struct page *rdaxfs_dax_busy_page_range(struct address_space *mapping, loff_t start, loff_t end)
@@ -93,6 +106,13 @@ void rdaxfs_dax_break_layout_final(struct inode *inode)
 	dax_break_layout_final(inode);
 }
 #else
+static void rdaxfs_wait_dax_page(struct address_space *mapping)
+{
+	filemap_invalidate_unlock(mapping);
+	schedule();
+	filemap_invalidate_lock(mapping);
+}
+
 int rdaxfs_wait_dax_page_idle(struct page *page, struct address_space *mapping)
 {
 	/* 6.12: an idle fsdax page has refcount 1 (see mm/memremap.c). */

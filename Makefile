@@ -10,13 +10,29 @@
 #
 # KDIR=/path/to/linux builds the module against your own Rust-enabled 6.12.y
 # tree instead of the cached guest kernel.
+#
+# KVER=7.3 (default 6.12) builds, runs and tests against the newest stable
+# kernel instead: scripts/kernel.sh fetches and builds it (cached apart from
+# 6.12), the module is built in build/src-7.3 (a tree of symlinks to the
+# sources, so that no object of one kernel is ever taken for the other's) and
+# the initramfs is build/initramfs-7.3.cpio.gz: both kernels' builds coexist.
 
 TOP    := $(CURDIR)
 BUILD  := $(TOP)/build
 export PATH := $(HOME)/.cargo/bin:$(PATH)
 MUSL   := x86_64-unknown-linux-musl
 BINDIR := $(TOP)/target/$(MUSL)/release
-KTREE   = $(or $(KDIR),$$(cat $(BUILD)/kdir))
+KVER   ?= 6.12
+ifeq ($(KVER),6.12)
+KDIRFILE := $(BUILD)/kdir
+MODOUT   := $(TOP)
+INITRD   := $(BUILD)/initramfs.cpio.gz
+else
+KDIRFILE := $(BUILD)/kdir-$(KVER)
+MODOUT   := $(BUILD)/src-$(KVER)
+INITRD   := $(BUILD)/initramfs-$(KVER).cpio.gz
+endif
+KTREE   = $(or $(KDIR),$$(cat $(KDIRFILE)))
 PMEM   ?= memmap
 
 .PHONY: all setup kernel module tools guest-bins initramfs run shell check clean corrupt-mount powercut explore mount-time bench-journal
@@ -29,11 +45,18 @@ setup:
 kernel: setup
 	@mkdir -p $(BUILD)
 ifeq ($(KDIR),)
-	@scripts/kernel.sh > $(BUILD)/kdir.tmp && tail -n 1 $(BUILD)/kdir.tmp > $(BUILD)/kdir && rm -f $(BUILD)/kdir.tmp
+	@KVER=$(KVER) scripts/kernel.sh > $(KDIRFILE).tmp && tail -n 1 $(KDIRFILE).tmp > $(KDIRFILE) && rm -f $(KDIRFILE).tmp
 endif
 
 module: kernel
-	$(MAKE) -C $(KTREE) M=$(TOP) $(if $(CLIPPY),CLIPPY=1) modules
+ifneq ($(MODOUT),$(TOP))
+	@# Sources only: the 6.12 build leaves its objects next to them in the tree.
+	@mkdir -p $(MODOUT) && find $(MODOUT) -type l -delete
+	@cd $(TOP) && find Kbuild scripts/bindgen.sh rust format/src -type f \
+	  \( -name Kbuild -o -name '*.rs' -o -name '*.c' -o -name '*.h' -o -name '*.sh' \) | \
+	  while read -r f; do mkdir -p $(MODOUT)/$$(dirname $$f) && ln -s $(TOP)/$$f $(MODOUT)/$$f; done
+endif
+	$(MAKE) -C $(KTREE) M=$(MODOUT) $(if $(CLIPPY),CLIPPY=1) modules
 
 tools: setup
 	cargo build --release -p rdaxfs-tools
@@ -42,14 +65,14 @@ guest-bins: setup
 	cargo build --release --target $(MUSL) -p rdaxfs-guest -p rdaxfs-tools
 
 initramfs: module guest-bins
-	scripts/initramfs.sh $(TOP)/rdaxfs.ko $(BINDIR) $(BUILD)/initramfs.cpio.gz
+	scripts/initramfs.sh $(MODOUT)/rdaxfs.ko $(BINDIR) $(INITRD)
 
 run: initramfs
-	scripts/guest.sh --kernel $(KTREE)/arch/x86/boot/bzImage --initrd $(BUILD)/initramfs.cpio.gz \
+	scripts/guest.sh --kernel $(KTREE)/arch/x86/boot/bzImage --initrd $(INITRD) \
 	  --pmem $(PMEM) --image $(BUILD)/nvdimm-run.img --tests demo --timeout 300
 
 shell: initramfs
-	scripts/guest.sh --kernel $(KTREE)/arch/x86/boot/bzImage --initrd $(BUILD)/initramfs.cpio.gz \
+	scripts/guest.sh --kernel $(KTREE)/arch/x86/boot/bzImage --initrd $(INITRD) \
 	  --pmem $(PMEM) --image $(BUILD)/nvdimm-run.img --tests demo,shell --interactive
 
 # The corrupted-image mount test at full length (make check runs 150 images):
@@ -58,7 +81,7 @@ N    ?= 2000
 SEED ?= 1
 MAX  ?= 2
 corrupt-mount: initramfs
-	scripts/guest.sh --kernel $(KTREE)/arch/x86/boot/bzImage --initrd $(BUILD)/initramfs.cpio.gz \
+	scripts/guest.sh --kernel $(KTREE)/arch/x86/boot/bzImage --initrd $(INITRD) \
 	  --pmem memmap --smp 2 --tests corrupt-mount --env RDAXFS_CORRUPT_N=$(N) --env RDAXFS_CORRUPT_SEED=$(SEED) --env RDAXFS_CORRUPT_MAX=$(MAX) \
 	  --timeout $$(( 600 + $(N) )) --log $(BUILD)/corrupt-mount.log > /dev/null
 	@grep -E '^corrupt-mount|RDAXFS-TEST|FAIL' $(BUILD)/corrupt-mount.log
@@ -74,7 +97,7 @@ STATES ?= 8
 BUDGET ?= 40
 explore: initramfs
 	RDAXFS_GUEST_ENV="RDAXFS_EXPLORE_N=$(WORKLOADS) RDAXFS_EXPLORE_STRICT=$(STRICT) RDAXFS_EXPLORE_STATES=$(STATES) RDAXFS_EXPLORE_BUDGET=$(BUDGET)" \
-	scripts/guest.sh --kernel $(KTREE)/arch/x86/boot/bzImage --initrd $(BUILD)/initramfs.cpio.gz \
+	scripts/guest.sh --kernel $(KTREE)/arch/x86/boot/bzImage --initrd $(INITRD) \
 	  --pmem $(PMEM) --image $(BUILD)/nvdimm-explore.img --smp 4 --tests crash-explore --timeout 1500 \
 	  --log $(BUILD)/explore.log
 
@@ -100,5 +123,5 @@ bench-journal: initramfs
 	scripts/bench-journal.sh --rounds $(or $(ROUNDS),5) --old '$(or $(OLD),edf4cf6^)'
 
 clean:
-	-$(MAKE) -C $(KTREE) M=$(TOP) clean 2>/dev/null
+	-$(MAKE) -C $(KTREE) M=$(MODOUT) clean 2>/dev/null
 	rm -rf $(BUILD) target

@@ -67,7 +67,7 @@ impl Bitmap {
     /// a free bit means the caller's metadata is corrupt: it is reported
     /// and the count stays right.
     pub(crate) fn release(&mut self, start: u64, n: u64) {
-        if start < self.lo || start.checked_add(n).map_or(true, |e| e > self.hi) {
+        if start < self.lo || !matches!(start.checked_add(n), Some(e) if e <= self.hi) {
             pr_err!(
                 "release of bits {}+{} outside {}..{}\n",
                 start,

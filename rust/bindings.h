@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
- * Kernel headers whose bindings rdaxfs needs and the 6.12 kernel crate lacks.
+ * Kernel headers whose bindings rdaxfs needs and the kernel crate lacks (6.12, 7.3).
  * scripts/bindgen.sh turns this into rust/glue/bindings_generated.rs with the
  * kernel's own bindgen flags; only the items it allowlists are emitted.
  */
@@ -16,7 +16,10 @@
 #include <linux/mm.h>
 #include <linux/namei.h>
 #include <linux/pagemap.h>
-#include <linux/pfn_t.h>
+#include <linux/version.h>
+#if LINUX_VERSION_CODE < KERNEL_VERSION(7, 3, 0)
+#include <linux/pfn_t.h> /* gone in 7.3: DAX faults return a plain pfn */
+#endif
 #include <linux/statfs.h>
 #include <linux/uio.h>
 #include "helpers.h"

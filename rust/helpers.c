@@ -12,7 +12,14 @@
 #include <linux/wait_bit.h>
 #include <linux/xarray.h>
 #include <linux/uaccess.h>
+#include <linux/version.h>
 #include "helpers.h"
+
+/*
+ * rdaxfs builds against 6.12 and 7.3 (the Rust side has the matching
+ * `#[cfg(rdaxfs_k73)]`, set by Kbuild from the same version).
+ */
+#define RDAXFS_K73 (LINUX_VERSION_CODE >= KERNEL_VERSION(7, 3, 0))
 
 void rdaxfs_inode_lock(struct inode *inode) { inode_lock(inode); }
 void rdaxfs_inode_unlock(struct inode *inode) { inode_unlock(inode); }
@@ -29,6 +36,76 @@ void rdaxfs_sb_end_pagefault(struct super_block *sb) { sb_end_pagefault(sb); }
 void rdaxfs_sb_start_write(struct super_block *sb) { sb_start_write(sb); }
 void rdaxfs_sb_end_write(struct super_block *sb) { sb_end_write(sb); }
 
+#if RDAXFS_K73
+/*
+ * 7.3 (since 6.15): fsdax pages are refcounted folios whose idle count is 0
+ * and whose waker is wake_up_var(page) (mm/memremap.c); fs/dax.c scans
+ * unmapped files too. These are the pieces of fs/dax.c's dax_break_layout()
+ * and dax_break_layout_final(), which rdaxfs runs as its own loop (it counts
+ * the waits and has test-only switches inside it).
+ */
+static long rdaxfs_wait_dax_page_timeout(struct address_space *mapping, long timeout)
+{
+	filemap_invalidate_unlock(mapping);
+	timeout = schedule_timeout(timeout);
+	filemap_invalidate_lock(mapping);
+	return timeout;
+}
+
+int rdaxfs_wait_dax_page_idle(struct page *page, struct address_space *mapping)
+{
+	long r;
+
+	/*
+	 * fs/dax.c wait_page_idle() with ext4_wait_dax_page() as callback,
+	 * bounded: since 6.15 a mapping holds a reference on the folio, so a
+	 * page that a DMA thread faults back in while the invalidate lock is
+	 * dropped never gets back to 0 (nor wakes us) when its pin goes; it
+	 * is idle again only once unmapped. After 100 ms without a wake, return
+	 * as if woken: the caller scans again, which unmaps the range anew
+	 * (with the lock held) and finds the page busy or not.
+	 */
+	r = ___wait_var_event(page, ___wait_cond_timeout(dax_page_is_idle(page)),
+			      TASK_INTERRUPTIBLE, 0, msecs_to_jiffies(100),
+			      __ret = rdaxfs_wait_dax_page_timeout(mapping, __ret));
+	return r < 0 ? r : 0;
+}
+
+struct page *rdaxfs_dax_busy_page_range(struct address_space *mapping, loff_t start, loff_t end)
+{
+	struct page *page = dax_layout_busy_page_range(mapping, start, end);
+
+	/*
+	 * Nothing pinned: drop the range's DAX entries, as dax_break_layout()
+	 * and dax_break_layout_final() do once no page is busy (the truncate
+	 * that follows then finds no entry whose folio it would have to put).
+	 */
+	if (!page && dax_mapping(mapping))
+		dax_delete_mapping_range(mapping, start, end);
+	return page;
+}
+
+struct page *rdaxfs_dax_busy_page_range_mapped_only(struct address_space *mapping, loff_t start,
+						    loff_t end)
+{
+	/* TEST ONLY: 6.12's scan, blind once no process maps the file. */
+	if (!mapping_mapped(mapping))
+		return NULL;
+	return dax_layout_busy_page_range(mapping, start, end);
+}
+
+void rdaxfs_wait_dax_page_idle_final(struct page *page)
+{
+	/* fs/dax.c wait_page_idle_uninterruptible(). */
+	___wait_var_event(page, dax_page_is_idle(page), TASK_UNINTERRUPTIBLE, 0, 0, schedule());
+}
+
+void rdaxfs_dax_break_layout_final(struct inode *inode)
+{
+	/* Required at eviction since 6.15; finds nothing busy after our loop. */
+	dax_break_layout_final(inode);
+}
+#else
 static void rdaxfs_wait_dax_page(struct address_space *mapping)
 {
 	filemap_invalidate_unlock(mapping);
@@ -44,7 +121,6 @@ int rdaxfs_wait_dax_page_idle(struct page *page, struct address_space *mapping)
 				 TASK_INTERRUPTIBLE, 0, 0,
 				 rdaxfs_wait_dax_page(mapping));
 }
-
 /*
  * The DAX entry encoding of 6.12's fs/dax.c, private there: an XArray value
  * entry holding four flag bits and the pfn above them. Only
@@ -116,11 +192,21 @@ struct page *rdaxfs_dax_busy_page_range(struct address_space *mapping, loff_t st
 	return page;
 }
 
+struct page *rdaxfs_dax_busy_page_range_mapped_only(struct address_space *mapping, loff_t start,
+						    loff_t end)
+{
+	/* TEST ONLY: 6.12's own scan, blind once no process maps the file. */
+	return dax_layout_busy_page_range(mapping, start, end);
+}
+
 void rdaxfs_wait_dax_page_idle_final(struct page *page)
 {
 	___wait_var_event(&page->_refcount, atomic_read(&page->_refcount) == 1,
 			  TASK_UNINTERRUPTIBLE, 0, 0, schedule());
 }
+
+void rdaxfs_dax_break_layout_final(struct inode *inode) { }
+#endif /* RDAXFS_K73 */
 
 /*
  * Test-only switches. Each one reintroduces a historical DAX data-loss bug so
@@ -225,6 +311,20 @@ void rdaxfs_delay_us(unsigned int us) { if (us) usleep_range(us, us + us / 4 + 1
 void rdaxfs_set_dax_inode(struct inode *inode) { inode->i_flags |= S_DAX; }
 bool rdaxfs_dir_emit_dots(struct file *file, struct dir_context *ctx) { return dir_emit_dots(file, ctx); }
 u64 rdaxfs_bdev_nr_bytes(struct block_device *bdev) { return bdev_nr_bytes(bdev); }
+const unsigned char *rdaxfs_dentry_name(const struct dentry *d, u32 *len)
+{
+	*len = d->d_name.len;
+	return d->d_name.name;
+}
+void rdaxfs_set_inode_link(struct inode *inode, char *link) { inode->i_link = link; }
+bool rdaxfs_inode_is_new(struct inode *inode)
+{
+#if RDAXFS_K73
+	return inode_state_read_once(inode) & I_NEW; /* i_state is a wrapped type in 7.3 */
+#else
+	return inode->i_state & I_NEW;
+#endif
+}
 void rdaxfs_touch_cmtime(struct inode *inode) { inode_set_mtime_to_ts(inode, inode_set_ctime_current(inode)); }
 
 #include <linux/debugfs.h>
@@ -256,7 +356,16 @@ struct dentry *rdaxfs_debugfs_add(const char *dev, u64 *vals, const char *const 
 void rdaxfs_debugfs_remove(struct dentry *dir) { debugfs_remove_recursive(dir); }
 bool rdaxfs_mmap_supported(struct vm_area_struct *vma, struct dax_device *dax_dev)
 {
+#if RDAXFS_K73
+	/* daxdev_mapping_supported() takes a vm_area_desc (mmap_prepare) now. */
+	if (!(vma->vm_flags & VM_SYNC))
+		return true;
+	if (!IS_DAX(file_inode(vma->vm_file)))
+		return false;
+	return dax_synchronous(dax_dev);
+#else
 	return daxdev_mapping_supported(vma, dax_dev);
+#endif
 }
 
 void rdaxfs_cond_resched(void) { cond_resched(); }

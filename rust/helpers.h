@@ -55,6 +55,19 @@ struct page *rdaxfs_dax_busy_page_range(struct address_space *mapping, loff_t st
  */
 void rdaxfs_wait_dax_page_idle_final(struct page *page);
 
+/*
+ * TEST ONLY (bug_busy_scan_mapped_only): 6.12's dax_layout_busy_page_range(),
+ * which finds nothing once no process maps the file.
+ */
+struct page *rdaxfs_dax_busy_page_range_mapped_only(struct address_space *mapping, loff_t start,
+						    loff_t end);
+
+/*
+ * Eviction, after rdaxfs waited for every pinned page: 7.3's
+ * dax_break_layout_final() (drops the DAX entries); nothing on 6.12.
+ */
+void rdaxfs_dax_break_layout_final(struct inode *inode);
+
 /* Test-only switches that put historical DAX bugs back (off by default). */
 bool rdaxfs_bug_zero_outside_lock(void);
 bool rdaxfs_bug_skip_break_layouts(void);
@@ -104,6 +117,12 @@ void rdaxfs_set_dax_inode(struct inode *inode);
 bool rdaxfs_dir_emit_dots(struct file *file, struct dir_context *ctx);
 u64 rdaxfs_bdev_nr_bytes(struct block_device *bdev);
 void rdaxfs_touch_cmtime(struct inode *inode);
+/* The name of @d (d_name; its layout differs between 6.12 and 7.3). */
+const unsigned char *rdaxfs_dentry_name(const struct dentry *d, u32 *len);
+/* A symlink's target, kept by the filesystem for the inode's lifetime. */
+void rdaxfs_set_inode_link(struct inode *inode, char *link);
+/* Whether iget_locked() just allocated @inode (I_NEW). */
+bool rdaxfs_inode_is_new(struct inode *inode);
 
 /* debugfs: /sys/kernel/debug/rdaxfs/<device>/<counter>. */
 void rdaxfs_debugfs_init(void);

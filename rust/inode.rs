@@ -15,6 +15,7 @@ use crate::format::{
     self, Extent, ExtentBlockHeader, BLOCK_SIZE, BLOCK_SIZE_U64, EXTENT_BLOCK_CAPACITY,
     INLINE_EXTENTS, INODE_SIZE,
 };
+use crate::glue::compat::ARef;
 use crate::glue::fs::SuperBlock;
 use crate::glue::inode::{iget as vfs_iget, Iget, Inode, InodeParams, Times};
 use crate::journal::{transact, Tx};
@@ -24,7 +25,6 @@ use kernel::alloc::KVVec;
 use kernel::new_mutex;
 use kernel::prelude::*;
 use kernel::sync::Mutex;
-use kernel::types::ARef;
 
 /// An rdaxfs inode as the rest of the module sees it.
 pub(crate) type RInode = Inode<Rdaxfs>;

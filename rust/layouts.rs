@@ -25,6 +25,12 @@
 //! for an unmapped file (fixed upstream in 6.15), so rdaxfs uses its own
 //! copy of it without that shortcut (`rdaxfs_dax_busy_page_range`).
 //!
+//! On 7.3 (DAX pages are refcounted folios since 6.15) the glue uses the
+//! kernel's own `dax_layout_busy_page_range`, which scans unmapped files
+//! too, idle means a refcount of 0, and a page that is faulted back in while
+//! the lock is dropped holds a mapping reference: the wait there is bounded
+//! (100 ms) and the loop above simply scans again (rust/helpers.c).
+//!
 //! Eviction (the last close of an unlinked file, or unmount) drops every
 //! DAX entry and may free every block: it first waits for every pinned
 //! page too ([`break_layouts_final`]), before the mapping is truncated.

@@ -14,11 +14,11 @@ use crate::format::{
     self, AllocRequest, Extent, BLOCK_SIZE, S_IFCHR, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG,
 };
 use crate::glue::code;
+use crate::glue::compat::ARef;
 use crate::glue::inode::{iget as vfs_iget, Iget, InodeParams};
 use crate::inode::{iget, new_record, set_attrs, RInode};
 use crate::journal::{transact, Tx};
 use kernel::prelude::*;
-use kernel::types::ARef;
 
 const RENAME_NOREPLACE: u32 = 1;
 const RENAME_EXCHANGE: u32 = 2;

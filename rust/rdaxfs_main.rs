@@ -5,8 +5,9 @@
 //! concept per file. `glue` is the only place with `unsafe`; `lock_order`
 //! documents the lock hierarchy.
 
+use glue::compat::ARef;
 use kernel::prelude::*;
-use kernel::{c_str, str::CStr, types::ARef};
+use kernel::{c_str, str::CStr};
 
 mod alloc;
 mod dir;
@@ -33,7 +34,7 @@ use glue::fs::{FileSystem, NewSuperBlock, StatFs, SuperBlock};
 use glue::inode::Inode;
 use glue::{DirEmitter, Kiocb, SeqFile, VmFault};
 
-module! {
+glue::compat::declare_module! {
     type: RdaxfsModule,
     name: "rdaxfs",
     author: "rdaxfs developers",

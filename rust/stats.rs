@@ -3,6 +3,7 @@
 
 use crate::glue::debugfs::Counters;
 use kernel::c_str;
+use kernel::prelude::PinInit;
 use kernel::str::CStr;
 
 /// Data blocks allocated.
@@ -31,6 +32,6 @@ const NAMES: [&CStr; 6] = [
 pub(crate) type Stats = Counters<6>;
 
 /// Fresh counters.
-pub(crate) fn new() -> impl kernel::init::PinInit<Stats> {
+pub(crate) fn new() -> impl PinInit<Stats> {
     Stats::new(NAMES)
 }

@@ -472,5 +472,5 @@ pub(crate) fn root(sb: &Sb) -> Result<ARef<crate::glue::inode::Inode<Rdaxfs>>> {
     Ok(root)
 }
 
+use crate::glue::compat::ARef;
 use kernel::str::CStr;
-use kernel::types::ARef;

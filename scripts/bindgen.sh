@@ -4,15 +4,23 @@
 # invocation: the options and clang flags are taken from the command the
 # kernel recorded for rust/bindings/bindings_generated.rs, so the layout of
 # every struct matches what the C compiler sees.
-# Usage (cwd = kernel objtree, as Kbuild runs it): bindgen.sh HEADER OUT
+# Usage: bindgen.sh HEADER OUT [KERNEL-OBJTREE]
+# (the objtree defaults to the cwd: 6.12 runs module builds there; 7.3 runs
+# them in the module's directory and Kbuild passes $(objtree)).
 set -euo pipefail
-header=$1 out=$2
+header=$(realpath "$1") out=$(realpath -m "$2")
+# The recorded flags hold paths relative to the objtree: run from there.
+cd "${3:-.}"
 cmdfile=rust/bindings/.bindings_generated.rs.cmd
 [ -f "$cmdfile" ] || { echo "bindgen.sh: $PWD/$cmdfile missing: is this a built Rust-enabled kernel tree?" >&2; exit 1; }
 saved=$(sed -n 's/^savedcmd_[^ ]* := //p' "$cmdfile")
 # "<bindgen> <kheader> <options> -o <kout> -- <clang flags> ; <post-processing>"
 bindgen_bin=$(awk '{print $1}' <<<"$saved")
 opts=$(sed -E 's/^[^ ]+ [^ ]+ (.*) -o [^ ]+ -- .*$/\1/' <<<"$saved")
+# 7.3 tags a few enums with CFI encodings ('$(pound)[cfi_encoding=..]', a
+# make variable, and a feature the module crate does not enable): rdaxfs
+# needs none of them, and the kernel it runs on has no CFI.
+opts=$(sed -E "s/--with-attribute-custom-enum=[^ ]+//g" <<<"$opts")
 cflags=$(sed -E 's/^.* -o [^ ]+ -- (.*)$/\1/; s/ ;.*$//' <<<"$saved")
 # Drop the dependency-file and per-object defines of the kernel's own target.
 cflags=$(sed -E "s/-Wp,-MMD,[^ ]+//; s/-DKBUILD_[A-Z]+='[^']*'//g; s/-D__KBUILD_MODNAME=[^ ]+//" <<<"$cflags")

@@ -12,7 +12,12 @@
     unreachable_pub,
     unsafe_op_in_unsafe_fn,
     clippy::all,
-    clippy::undocumented_unsafe_blocks
+    clippy::undocumented_unsafe_blocks,
+    // Requested on 7.3's command line; the kernel's own bindings allow them.
+    clippy::as_underscore,
+    clippy::cast_lossless,
+    clippy::ptr_as_ptr,
+    clippy::ref_as_ptr
 )]
 
 use kernel::ffi;
@@ -22,4 +27,15 @@ type __kernel_size_t = usize;
 type __kernel_ssize_t = isize;
 type __kernel_ptrdiff_t = isize;
 
-include!("../../build/bindings_generated.rs");
+// 7.3's bindgen flags derive pin-init's `MaybeZeroable` on every struct, as
+// the kernel's own bindings crate (rust/bindings/lib.rs) does with these.
+#[cfg(rdaxfs_k73)]
+use pin_init::{MaybeZeroable, Zeroable};
+// SAFETY: `__BindgenBitfieldUnit<Storage>` is a newtype around `Storage`
+// (the same impl as rust/bindings/lib.rs of 7.3).
+#[cfg(rdaxfs_k73)]
+unsafe impl<Storage> Zeroable for __BindgenBitfieldUnit<Storage> where Storage: Zeroable {}
+
+// Generated per kernel into the module's object directory (Kbuild sets the
+// path: the source tree for 6.12, build/src-7.3 for 7.3).
+include!(env!("RDAXFS_BINDINGS"));

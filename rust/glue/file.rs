@@ -96,7 +96,7 @@ pub(crate) struct VmFault<'a, T: FileSystem> {
 pub(crate) struct FaultResult {
     /// The `vm_fault_t` bits.
     pub(crate) ret: u32,
-    pfn: bindings::pfn_t,
+    pfn: super::compat::Pfn,
 }
 
 impl<'a, T: FileSystem> VmFault<'a, T> {
@@ -129,7 +129,7 @@ impl<'a, T: FileSystem> VmFault<'a, T> {
     /// Maps the faulting page (order 0) or PMD (order 9) through iomap.
     /// The caller holds the invalidate lock shared.
     pub(crate) fn dax_fault(&self, order: u32) -> FaultResult {
-        let mut pfn = bindings::pfn_t::default();
+        let mut pfn = super::compat::Pfn::default();
         // SAFETY: a live vm_fault on a DAX file, invalidate lock held.
         let ret = unsafe {
             bindings::dax_iomap_fault(

@@ -1,6 +1,7 @@
 //! Filesystem type registration, the mount entry points and the superblock.
 
 use super::bindings;
+use super::compat::{cstr_bytes, ARef};
 use super::dax::DaxDev;
 use super::inode::{Iattr, Inode, InodeBox};
 use super::{DirEmitter, Kiocb, SeqFile, VmFault};
@@ -9,7 +10,7 @@ use kernel::error::{from_result, to_result};
 use kernel::ffi;
 use kernel::prelude::*;
 use kernel::str::CStr;
-use kernel::types::{ARef, Opaque};
+use kernel::types::Opaque;
 
 /// `statfs` figures, in blocks and inodes.
 pub(crate) struct StatFs {
@@ -389,7 +390,7 @@ unsafe extern "C" fn parse_param<T: FileSystem>(
     };
     // SAFETY: `fc` is a context of type `T`.
     let opts = unsafe { fc_options::<T>(fc) };
-    match T::parse_option(opts, key.as_bytes(), val.as_bytes()) {
+    match T::parse_option(opts, cstr_bytes(key), cstr_bytes(val)) {
         Ok(()) => 0,
         Err(e) if e == ENOPARAM => e.to_errno(),
         Err(e) => {
@@ -525,6 +526,11 @@ unsafe extern "C" fn evict_inode<T: FileSystem>(inode: *mut bindings::inode) {
     let i = unsafe { Inode::<T>::from_raw(inode) };
     // SAFETY: the VFS is evicting `i` and its mapping is still intact.
     T::evict_break_layouts(&unsafe { super::inode::Evicting::new(i) });
+    if !super::bugs::evict_skip_wait() {
+        // SAFETY: as above; 7.3's dax_break_layout_final (a no-op on 6.12),
+        // which finds no pinned page left after the filesystem's wait.
+        unsafe { bindings::rdaxfs_dax_break_layout_final(inode) };
+    }
     // SAFETY: drops the DAX entries of the mapping, as every DAX
     // filesystem's evict_inode does first.
     unsafe { bindings::truncate_inode_pages_final(&mut (*inode).i_data) };

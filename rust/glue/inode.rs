@@ -2,6 +2,7 @@
 //! number, attribute access, and the inode-operation trampolines.
 
 use super::bindings;
+use super::compat::{ARef, AlwaysRefCounted};
 use super::fs::{FileSystem, SuperBlock};
 use super::{dentry_name, file};
 use core::marker::PhantomData;
@@ -9,7 +10,7 @@ use core::ptr::NonNull;
 use kernel::error::{from_err_ptr, from_result, to_result};
 use kernel::ffi;
 use kernel::prelude::*;
-use kernel::types::{ARef, AlwaysRefCounted, Opaque};
+use kernel::types::Opaque;
 
 /// An inode's times: access, modification, change (seconds, nanoseconds).
 #[derive(Clone, Copy, Default)]
@@ -104,6 +105,8 @@ impl<T: FileSystem> Inode<T> {
     }
 
     /// The inode number.
+    // `i_ino` is an unsigned long in 6.12, a u64 in 7.3.
+    #[allow(clippy::unnecessary_cast)]
     pub(crate) fn ino(&self) -> u64 {
         self.r().i_ino as u64
     }
@@ -365,7 +368,11 @@ impl<T: FileSystem> InvalidateGuard<'_, T> {
     ) -> Option<super::dax::BusyPage> {
         // SAFETY: the invalidate lock is held, as the function requires.
         let p = unsafe {
-            bindings::dax_layout_busy_page_range(self.0.mapping(), start as i64, end as i64)
+            bindings::rdaxfs_dax_busy_page_range_mapped_only(
+                self.0.mapping(),
+                start as i64,
+                end as i64,
+            )
         };
         (!p.is_null()).then_some(super::dax::BusyPage(p))
     }
@@ -494,7 +501,7 @@ impl<T: FileSystem> NewInode<T> {
             (*raw).i_generation = p.generation;
             file::set_ops::<T>(raw, p.mode, p.rdev);
             if let Some(l) = link {
-                (*raw).__bindgen_anon_4.i_link = l.cast_mut();
+                bindings::rdaxfs_set_inode_link(raw, l.cast_mut().cast());
             }
             bindings::unlock_new_inode(raw);
         }
@@ -522,13 +529,16 @@ pub(crate) enum Iget<T: FileSystem> {
 
 /// Finds inode `ino` in the inode cache or allocates it (I_NEW).
 pub(crate) fn iget<T: FileSystem>(sb: &SuperBlock<T>, ino: u64) -> Result<Iget<T>> {
+    // `ino` is an unsigned long in 6.12, a u64 in 7.3.
+    #[allow(clippy::unnecessary_cast)]
+    let ino = ino as super::compat::Ino;
     // SAFETY: a live superblock.
-    let raw = from_err_ptr(unsafe { bindings::iget_locked(sb.raw(), ino as usize) })?;
+    let raw = from_err_ptr(unsafe { bindings::iget_locked(sb.raw(), ino) })?;
     let raw = NonNull::new(raw).ok_or(ENOMEM)?;
     // SAFETY: iget_locked returned a referenced inode of our superblock.
     let inode = unsafe { ARef::from_raw(raw.cast::<Inode<T>>()) };
     // SAFETY: reading i_state of an inode we hold a reference to.
-    let new = unsafe { (*raw.as_ptr()).i_state } & bindings::I_NEW != 0;
+    let new = unsafe { bindings::rdaxfs_inode_is_new(raw.as_ptr()) };
     Ok(if new {
         Iget::New(NewInode(Some(inode)))
     } else {
@@ -628,12 +638,13 @@ unsafe extern "C" fn create<T: FileSystem>(
     dir: *mut bindings::inode,
     dentry: *mut bindings::dentry,
     mode: bindings::umode_t,
-    _excl: bool,
+    #[cfg(not(rdaxfs_k73))] _excl: bool, // gone in 7.3
 ) -> ffi::c_int {
     // SAFETY: forwarded contract.
     unsafe { create_common::<T>(dir, dentry, u32::from(mode) | bindings::S_IFREG, None, 0) }
 }
 
+#[cfg(not(rdaxfs_k73))]
 /// # Safety
 /// VFS `mkdir` contract (see `create_common`).
 unsafe extern "C" fn mkdir<T: FileSystem>(
@@ -644,6 +655,23 @@ unsafe extern "C" fn mkdir<T: FileSystem>(
 ) -> ffi::c_int {
     // SAFETY: forwarded contract.
     unsafe { create_common::<T>(dir, dentry, u32::from(mode) | bindings::S_IFDIR, None, 0) }
+}
+
+/// # Safety
+/// VFS `mkdir` contract (see `create_common`). 7.3 (since 6.15): returns
+/// NULL when `dentry` was instantiated, or an `ERR_PTR`.
+#[cfg(rdaxfs_k73)]
+unsafe extern "C" fn mkdir<T: FileSystem>(
+    _idmap: *mut bindings::mnt_idmap,
+    dir: *mut bindings::inode,
+    dentry: *mut bindings::dentry,
+    mode: bindings::umode_t,
+) -> *mut bindings::dentry {
+    // SAFETY: forwarded contract.
+    match unsafe { create_common::<T>(dir, dentry, u32::from(mode) | bindings::S_IFDIR, None, 0) } {
+        0 => core::ptr::null_mut(),
+        e => Error::from_errno(e).to_ptr(),
+    }
 }
 
 /// # Safety
@@ -669,7 +697,7 @@ unsafe extern "C" fn symlink<T: FileSystem>(
     target: *const ffi::c_char,
 ) -> ffi::c_int {
     // SAFETY: `target` is NUL-terminated per the contract.
-    let t = unsafe { kernel::str::CStr::from_char_ptr(target) }.as_bytes();
+    let t = super::compat::cstr_bytes(unsafe { kernel::str::CStr::from_char_ptr(target) });
     // SAFETY: forwarded contract.
     unsafe { create_common::<T>(dir, dentry, bindings::S_IFLNK | 0o777, Some(t), 0) }
 }

@@ -62,6 +62,8 @@ impl<T: FileSystem> IomapOps<T> {
     pub(crate) const OPS: bindings::iomap_ops = bindings::iomap_ops {
         iomap_begin: Some(iomap_begin::<T>),
         iomap_end: None,
+        #[cfg(rdaxfs_k73)]
+        iomap_next: None,
     };
 }
 

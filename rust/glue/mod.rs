@@ -6,6 +6,7 @@
 //! keep those guarantees. The filesystem modules above it are safe Rust.
 
 pub(crate) mod bindings;
+pub(crate) mod compat;
 pub(crate) mod dax;
 pub(crate) mod debugfs;
 pub(crate) mod file;
@@ -15,6 +16,8 @@ pub(crate) mod iomap;
 
 pub(crate) use file::{DirEmitter, Kiocb, VmFault};
 use kernel::str::CStr;
+#[cfg(rdaxfs_k73)]
+use kernel::str::CStrExt as _; // `as_char_ptr` is a trait method in 7.3
 
 /// The name of a dentry, as bytes.
 ///
@@ -22,25 +25,16 @@ use kernel::str::CStr;
 /// `d` is a live dentry whose name is stable for `'a` (the VFS holds the
 /// parent's i_rwsem in every callback that passes one).
 pub(crate) unsafe fn dentry_name<'a>(d: *mut bindings::dentry) -> &'a [u8] {
-    // SAFETY: per the contract `d_name` points to `len` valid bytes.
+    let mut len = 0u32;
+    // SAFETY: per the contract `d` is live; the helper returns `d_name`,
+    // which points to `len` valid bytes.
     unsafe {
-        let q = &(*d).d_name;
-        core::slice::from_raw_parts(q.name, q.__bindgen_anon_1.__bindgen_anon_1.len as usize)
+        let name = bindings::rdaxfs_dentry_name(d, &mut len);
+        core::slice::from_raw_parts(name, len as usize)
     }
 }
 
-/// Shortens `v` to `n` elements (no-op if it is not longer), in place.
-/// `T: Copy`, so the dropped elements need no destructor.
-pub(crate) fn vec_truncate<T: Copy, A: kernel::alloc::Allocator>(
-    v: &mut kernel::alloc::Vec<T, A>,
-    n: usize,
-) {
-    if n < v.len() {
-        // SAFETY: `n` is below the length, so the first `n` elements are
-        // initialised; the ones cut off are `Copy` and need no drop.
-        unsafe { v.set_len(n) };
-    }
-}
+pub(crate) use compat::vec_truncate;
 
 /// Yields the CPU if a reschedule is due (`cond_resched`). Only where
 /// sleeping is allowed.

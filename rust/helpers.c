@@ -369,6 +369,8 @@ bool rdaxfs_mmap_supported(struct vm_area_struct *vma, struct dax_device *dax_de
 }
 
 void rdaxfs_cond_resched(void) { cond_resched(); }
+u64 rdaxfs_ktime_ns(void) { return ktime_get_ns(); }
+int rdaxfs_finish_open_simple(struct file *file) { return finish_open_simple(file, 0); }
 /*
  * TEST ONLY: the pmem store trace behind the crash-state explorer
  * (tools/src/crashstate.rs). While on, every metadata store, zeroing and

@@ -131,6 +131,10 @@ struct dentry *rdaxfs_debugfs_add(const char *dev, u64 *vals, const char *const 
 void rdaxfs_debugfs_remove(struct dentry *dir);
 bool rdaxfs_mmap_supported(struct vm_area_struct *vma, struct dax_device *dax_dev);
 void rdaxfs_cond_resched(void);
+/* Monotonic clock in nanoseconds (ktime_get_ns). */
+u64 rdaxfs_ktime_ns(void);
+/* Opens @file on the dentry it was created with (finish_open_simple). */
+int rdaxfs_finish_open_simple(struct file *file);
 
 /* TEST ONLY: the pmem store trace of the crash-state explorer (helpers.c). */
 extern bool rdaxfs_trace_enabled;

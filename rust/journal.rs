@@ -24,11 +24,10 @@ use crate::format::{
     self, journal_apply, journal_read, FormatError, JournalTarget, JournalWriter, Superblock,
     BLOCK_SIZE_U64, INODE_SIZE, SB_SIZE,
 };
-use crate::glue::dax::DaxDev;
+use crate::glue::{self, dax::DaxDev};
 use crate::super_block::SbInfo;
 use kernel::alloc::KVVec;
 use kernel::prelude::*;
-use kernel::time::Ktime;
 
 /// State the journal lock (`rdaxfs:journal`) protects.
 pub(crate) struct Journal {
@@ -120,8 +119,8 @@ pub(crate) struct Tx<'a> {
 }
 
 /// Nanoseconds since `t` (0 if the clock went backwards).
-fn since(t: Ktime) -> u64 {
-    (Ktime::ktime_get().to_ns() - t.to_ns()).max(0) as u64
+fn since(t: u64) -> u64 {
+    glue::now_ns().saturating_sub(t)
 }
 
 fn fe(_: FormatError) -> Error {
@@ -140,7 +139,7 @@ impl Tx<'_> {
                 i
             }
             None => {
-                let t0 = Ktime::ktime_get();
+                let t0 = glue::now_ns();
                 let mut orig = KVec::from_elem(0u8, len, GFP_KERNEL)?;
                 self.info.dax.read(off, &mut orig)?;
                 let mut cur = KVec::with_capacity(len, GFP_KERNEL)?;
@@ -317,7 +316,7 @@ impl Tx<'_> {
         let len = self.w.finish(seq).map_err(fe)?;
         let bytes = self.w.as_bytes();
         let (head, recs) = bytes.split_at(format::JOURNAL_HEADER);
-        let t0 = Ktime::ktime_get();
+        let t0 = glue::now_ns();
         // 1. Records (and write_new blocks) durable before the header.
         info.dax.write(area(info) + head.len() as u64, recs)?;
         info.dax.fence();
@@ -330,7 +329,7 @@ impl Tx<'_> {
         *self.stats.0 += 1;
         *self.stats.1 += len as u64;
         self.ns[2] += since(t0);
-        let t0 = Ktime::ktime_get();
+        let t0 = glue::now_ns();
         // TEST ONLY (test_commit_delay_us): the committed transaction
         // waits here, where a power cut leaves it for mount to replay.
         crate::glue::bugs::commit_delay();
@@ -385,11 +384,11 @@ impl JournalTarget for Target<'_> {
 /// transaction freed once it has committed and the lock is dropped.
 pub(crate) fn transact<R>(info: &SbInfo, f: impl FnOnce(&mut Tx<'_>) -> Result<R>) -> Result<R> {
     let (r, blocks, inodes) = {
-        let t0 = Ktime::ktime_get();
+        let t0 = glue::now_ns();
         let mut g = info.journal.lock();
         let j = &mut *g;
         j.ns[0] += since(t0);
-        let t0 = Ktime::ktime_get();
+        let t0 = glue::now_ns();
         let sb_old = j.sb;
         let mut tx = Tx {
             info,

@@ -4,9 +4,9 @@ use crate::alloc::Bitmap;
 use crate::format::{
     self, Superblock, BLOCK_SIZE, BLOCK_SIZE_U64, INCOMPAT_JOURNAL, STATE_CLEAN, STATE_DIRTY,
 };
-use crate::glue::code;
 use crate::glue::dax::DaxDev;
 use crate::glue::fs::{NewSuperBlock, StatFs, SuperBlock};
+use crate::glue::{self, code};
 use crate::journal::{self, transact, Journal};
 use crate::options::{Errors, LiveOptions, Options};
 use crate::stats;
@@ -15,7 +15,6 @@ use core::sync::atomic::{AtomicBool, Ordering};
 use kernel::new_mutex;
 use kernel::prelude::*;
 use kernel::sync::Mutex;
-use kernel::time::Ktime;
 
 /// Magic number reported by statfs (the on-disk magic).
 pub(crate) const MAGIC: u32 = format::SB_MAGIC;
@@ -48,7 +47,7 @@ pub(crate) struct SbInfo {
     orphans_reclaimed: AtomicBool,
     /// When mount started and the bytes of log it replayed, for the mount
     /// line `root` prints once the orphans are reclaimed.
-    mount_start: Ktime,
+    mount_start: u64,
     replayed: u32,
 }
 
@@ -60,7 +59,7 @@ pub(crate) fn fill_super(
     nsb: &NewSuperBlock<'_, Rdaxfs>,
     opts: &Options,
 ) -> Result<Pin<KBox<SbInfo>>> {
-    let mount_start = Ktime::ktime_get();
+    let mount_start = glue::now_ns();
     let id = nsb.id();
     let Some(dax) = nsb.dax_device() else {
         pr_err!("{}: not a DAX-capable device; rdaxfs needs an fsdax pmem namespace (ndctl create-namespace -m fsdax)\n", id);
@@ -460,7 +459,7 @@ pub(crate) fn root(sb: &Sb) -> Result<ARef<crate::glue::inode::Inode<Rdaxfs>>> {
     // of files (mount reads the superblock, the journal area, both bitmaps
     // (sized by the device) and the root inode, and walks the orphan list).
     let info = sb.info();
-    let us = (Ktime::ktime_get().to_ns() - info.mount_start.to_ns()).max(0) / 1000;
+    let us = glue::now_ns().saturating_sub(info.mount_start) / 1000;
     pr_info!(
         "{}: mount: log replay {} bytes, {} orphans reclaimed, {}.{:03} ms\n",
         sb.id(),

@@ -36,7 +36,6 @@ allow=(
   --allowlist-function 'generic_.*|simple_.*|noop_.*|page_get_link|page_symlink|vfs_setpos|dir_emit.*|fs_param_.*|fs_parse|fs_umode_to_dtype'
   --allowlist-function 'truncate_.*|unmap_mapping_range|filemap_.*|file_write_and_wait_range|sync_inode_metadata|write_inode_now'
   --allowlist-function 'copy_splice_read|iter_file_splice_write|invalidate_inode_pages2_range'
-  --allowlist-function 'finish_open'
   --allowlist-function 'bdev_.*|sb_set_blocksize|sb_min_blocksize|super_setup_bdi|deactivate_locked_super'
   --allowlist-function 'blkdev_issue_flush|sync_filesystem'
   --allowlist-function 'thp_get_unmapped_area|vmf_insert_.*|arch_wb_cache_pmem|memcpy_flushcache|__memset|memset'

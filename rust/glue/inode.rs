@@ -720,7 +720,7 @@ unsafe extern "C" fn tmpfile<T: FileSystem>(
         // file is opened on it, as finish_open_simple does.
         unsafe {
             bindings::d_tmpfile(file, ARef::into_raw(inode).as_ptr().cast());
-            to_result(bindings::finish_open(file, (*file).f_path.dentry, None))?;
+            to_result(bindings::rdaxfs_finish_open_simple(file))?;
         }
         Ok(0)
     })

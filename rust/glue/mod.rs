@@ -43,6 +43,12 @@ pub(crate) fn cond_resched() {
     unsafe { bindings::rdaxfs_cond_resched() };
 }
 
+/// Nanoseconds of the monotonic clock (`ktime_get_ns`).
+pub(crate) fn now_ns() -> u64 {
+    // SAFETY: reads the clock; callable in any context.
+    unsafe { bindings::rdaxfs_ktime_ns() }
+}
+
 /// The output of show_options.
 pub(crate) struct SeqFile(*mut bindings::seq_file);
 

@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Boot the guest kernel under QEMU (TCG) with pmem and run tests in it.
-# Usage: guest.sh --kernel BZIMAGE --initrd CPIO --pmem memmap|nvdimm
+# Usage: guest.sh --kernel BZIMAGE --initrd CPIO --pmem memmap|memmap2|nvdimm
 #                 [--tests a,b,c] [--smp N] [--timeout SECONDS] [--log FILE]
 #                 [--image FILE] [--interactive] [--env NAME=VALUE]...
 #                 [--pidfile FILE] [--append KERNEL-ARGS]
+# --pmem memmap2 gives two 512 MiB regions, /dev/pmem0 and /dev/pmem1 (the
+# fstests TEST_DEV and SCRATCH_DEV), in a 3 GiB guest.
 # With --pmem nvdimm the device is backed by --image (created if missing),
 # which the host can inspect after the guest stops. --env passes a variable
 # to the guest's init (and so to the tests) on the kernel command line.
@@ -43,6 +45,11 @@ case "$pmem" in
     args+=(-m 2G)
     append="$append memmap=512M!1G"
     ;;
+  memmap2)
+    # Two regions: pmem0 at 1 GiB, pmem1 at 2 GiB; RAM outside them ~2 GiB.
+    args+=(-m 3G)
+    append="$append memmap=512M!1G memmap=512M!2G"
+    ;;
   nvdimm)
     [ -n "$image" ] || { echo "guest.sh: --pmem nvdimm needs --image FILE" >&2; exit 2; }
     [ -f "$image" ] || truncate -s 512M "$image"
@@ -50,7 +57,7 @@ case "$pmem" in
            -object "memory-backend-file,id=nvmem,share=on,mem-path=$image,size=512M,align=2M"
            -device nvdimm,id=nv0,memdev=nvmem)
     ;;
-  *) echo "guest.sh: --pmem must be memmap or nvdimm" >&2; exit 2 ;;
+  *) echo "guest.sh: --pmem must be memmap, memmap2 or nvdimm" >&2; exit 2 ;;
 esac
 [ -z "$extra" ] || append="$append $extra"
 args+=(-append "$append")

@@ -171,6 +171,15 @@ EOF
   (cd "$tree" && tar -c --exclude='*.o' --exclude='*.lo' --exclude='*.c' --exclude='*.h' \
      --exclude='*.a' --exclude=./results --exclude=./.git --exclude=./doc --exclude=./build.log \
      --exclude='.dep' --exclude='.ltdep' .) | tar -x -C "$root/fstests"
+  # fstests' own programs (src/, ltp/) link libaio, liburing, libhandle, ...:
+  # every dynamic ELF file in the tree gets its libraries.
+  find "$root/fstests" "$root/usr/bin" "$root/usr/sbin" -type f -perm -u+x -print0 \
+    | xargs -0 file -N | awk -F: '/ELF.*dynamic/ {print $1}' \
+    | while read -r f; do { ldd "$f" 2> /dev/null || true; } | awk '/=> \// {print $3}'; done \
+    | sort -u | while read -r lib; do
+      [ -e "$root$lib" ] && continue
+      mkdir -p "$root$(dirname "$lib")"; cp -L "$lib" "$root$lib"
+    done
   # rdaxfs: module and tools under the names mkfs -t / fsck -t look for.
   cp "$ko" "$root/usr/lib/rdaxfs.ko"
   cp "$bindir/guest-test" "$root/usr/bin/"

@@ -4,8 +4,8 @@
 #                 [--tests a,b,c] [--smp N] [--timeout SECONDS] [--log FILE]
 #                 [--image FILE] [--interactive] [--env NAME=VALUE]...
 #                 [--pidfile FILE] [--append KERNEL-ARGS]
-# --pmem memmap2 gives two 512 MiB regions, /dev/pmem0 and /dev/pmem1 (the
-# fstests TEST_DEV and SCRATCH_DEV), in a 3 GiB guest.
+# --pmem memmap2 gives two regions, /dev/pmem0 (1.5 GiB) and /dev/pmem1
+# (1 GiB), the fstests TEST_DEV and SCRATCH_DEV (some tests want > 1 GiB free).
 # With --pmem nvdimm the device is backed by --image (created if missing),
 # which the host can inspect after the guest stops. --env passes a variable
 # to the guest's init (and so to the tests) on the kernel command line.
@@ -46,9 +46,10 @@ case "$pmem" in
     append="$append memmap=512M!1G"
     ;;
   memmap2)
-    # Two regions: pmem0 at 1 GiB, pmem1 at 2 GiB; RAM outside them ~2 GiB.
-    args+=(-m 3G)
-    append="$append memmap=512M!1G memmap=512M!2G"
+    # pmem0 at 1-2.5 GiB, pmem1 at 4-5 GiB (QEMU's pc machine ends low RAM
+    # at 3 GiB when it has more than 3.5 GiB); -m 6G leaves 3.5 GiB of RAM.
+    args+=(-m 6G)
+    append="$append memmap=1536M!1G memmap=1G!4G"
     ;;
   nvdimm)
     [ -n "$image" ] || { echo "guest.sh: --pmem nvdimm needs --image FILE" >&2; exit 2; }

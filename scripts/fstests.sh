@@ -8,6 +8,8 @@
 #
 # run options: --tests "generic/001 generic/013" | --list FILE (default qemu/fstests.list)
 #              --fstypes "rdaxfs ext4" --timeout SECONDS --log FILE --smp N
+#              --test-timeout SECONDS (default 900: a test still running then is
+#                killed and reported as timeout; the list goes on)
 #              --check-lines (one "FSTESTS-CHECK: test PASS|FAIL" line per test, for check.sh)
 #              --mode stress --seconds N (scripts/stress.sh uses this)
 # Environment: FSTESTS=tree-or-tarball (default: the tarball in /work/shared/fstests, if any),
@@ -197,13 +199,14 @@ kdir() {
 
 # A small second cpio archive carrying the run's settings: the kernel unpacks
 # concatenated archives in order, so the big fstests initramfs is not rebuilt.
-run_cpio() { # out mode fstypes tests-file seconds
+run_cpio() { # out mode fstypes tests-file seconds test-timeout
   local out=$1 dir; dir=$(mktemp -d)
   mkdir -p "$dir/etc/fstests-run"
   printf '%s\n' "$2" > "$dir/etc/fstests-run/mode"
   printf '%s\n' "$3" > "$dir/etc/fstests-run/fstypes"
   cp "$4" "$dir/etc/fstests-run/tests"
   printf '%s\n' "$5" > "$dir/etc/fstests-run/seconds"
+  printf '%s\n' "$6" > "$dir/etc/fstests-run/test-timeout"
   (cd "$dir" && find . | cpio -o -H newc --quiet -R 0:0) | gzip -1 > "$out"
   rm -rf "$dir"
 }
@@ -213,7 +216,7 @@ list_tests() { sed -e 's/#.*//' "$1" | awk 'NF {print $1}'; }
 
 do_run() {
   local tests="" list=$top/qemu/fstests.list fstypes="rdaxfs ext4" timeout= log= smp=2
-  local check_lines=0 mode=check seconds=60 initrd=$top/build/fstests-initramfs.cpio.gz
+  local check_lines=0 mode=check seconds=60 test_timeout=900 initrd=$top/build/fstests-initramfs.cpio.gz
   while [ $# -gt 0 ]; do
     case "$1" in
       --tests) tests=$2; shift ;;
@@ -226,6 +229,7 @@ do_run() {
       --check-lines) check_lines=1 ;;
       --mode) mode=$2; shift ;;
       --seconds) seconds=$2; shift ;;
+      --test-timeout) test_timeout=$2; shift ;;
       *) die "unknown option $1" ;;
     esac
     shift
@@ -262,7 +266,7 @@ do_run() {
   fi
   [ -n "$log" ] || log=$top/build/fstests-$mode.log
   local extra; extra=$(mktemp)
-  run_cpio "$extra" "$mode" "$fstypes" "$tfile" "$seconds"
+  run_cpio "$extra" "$mode" "$fstypes" "$tfile" "$seconds" "$test_timeout"
   local initrd2; initrd2=$(mktemp --suffix=.cpio.gz)
   cat "$initrd" "$extra" > "$initrd2"
   rm -f "$extra" "$tfile"

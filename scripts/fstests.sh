@@ -301,6 +301,7 @@ table() { # log fstypes check_lines
     /^FSTESTS-NOTRUN: / { k = $2 " " $3; sub(/^FSTESTS-NOTRUN: [^ ]+ [^ ]+ /, ""); why[k] = $0; next }
     /^FSTESTS-DIFF: / { k = $2 " " $3; sub(/^FSTESTS-DIFF: [^ ]+ [^ ]+ /, ""); diff[k] = diff[k] "      " $0 "\n"; next }
     /^FSTESTS-NOTE: / { print; next }
+    /^FSTESTS-TIMEOUT: / { tmo[$2 " " $3] = 1; next }
     # check'"'"'s own progress lines: the result when the guest stopped before
     # printing FSTESTS-RESULT (timeout of the whole run).
     /^FSTESTS-LOG: [a-z0-9]+ [a-z]+\/[0-9]+ / {
@@ -314,6 +315,7 @@ table() { # log fstypes check_lines
     }
     END {
       for (k in lres) if (!(k in res)) { res[k] = lres[k]; if (lres[k] == "notrun") why[k] = lwhy[k] }
+      for (k in tmo) if (res[k] == "" || res[k] == "fail") res[k] = "timeout"
       if (n == 0) { print "fstests: no results in the guest log"; exit 1 }
       printf "%-14s %-8s %-8s\n", "test", "rdaxfs", "ext4-dax"
       fails = 0

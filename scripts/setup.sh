@@ -15,7 +15,7 @@ if [ "${1:-}" = --fstests ]; then
   # fstests' build dependencies, and the userland its guest initramfs copies.
   PKGS+=(autoconf automake libtool libtool-bin pkg-config uuid-dev xfslibs-dev libattr1-dev
          libacl1-dev libaio-dev libgdbm-dev liburing-dev xfsprogs attr acl gawk bc perl-base
-         psmisc procps bsdextrautils hostname diffutils findutils kmod util-linux mount file)
+         psmisc procps bsdextrautils hostname diffutils findutils kmod util-linux mount file libc-bin tar gzip xxd cpio)
 fi
 
 missing=()

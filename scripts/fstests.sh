@@ -294,6 +294,10 @@ do_run() {
     | grep --line-buffered -E '^(FSTESTS|STRESS|RDAXFS-GUEST|[a-z0-9]+/[0-9]+ )' >&2 || true
   rm -f "$initrd2"
   say "guest ran $(( $(date +%s) - start )) s"
+  if grep -aq '^FSTESTS-ERROR' "$log"; then
+    die "$(grep -a '^FSTESTS-ERROR' "$log" | tr -d '\r' | head -3) (log $log)"
+  fi
+  grep -aq '^RDAXFS-GUEST: up' "$log" || die "the guest did not come up (log $log)"
   if [ "$mode" = check ]; then
     table "$log" "$fstypes" "$check_lines" "$([ -n "$tests" ] || echo "$list")"
   fi

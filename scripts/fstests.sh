@@ -17,7 +17,8 @@
 #              --check-lines (one "FSTESTS-CHECK: test PASS|FAIL" line per test, for check.sh)
 #              --mode stress --seconds N (scripts/stress.sh uses this)
 # Environment: FSTESTS=tree-or-tarball (default: the tarball in /work/shared/fstests, if any),
-#              RDAXFS_CACHE (default ~/.cache/rdaxfs), KDIR (kernel tree; default build/kdir).
+#              RDAXFS_CACHE (default ~/.cache/rdaxfs), KDIR (kernel tree; default build/kdir),
+#              FSTESTS_PMEM (guest.sh --pmem; default memmap2, two regions).
 #
 # The fstests build is cached under $RDAXFS_CACHE/fstests-<key>, key = hash of
 # the source (tarball sha256, or a tree's git commit and status) and gcc's version.
@@ -289,7 +290,7 @@ do_run() {
   [ -f "$k" ] || die "kernel $k missing (make kernel)"
   say "booting the guest ($mode; $n tests; fstypes: $fstypes; timeout ${timeout}s; log $log)"
   local start; start=$(date +%s)
-  "$top/scripts/guest.sh" --kernel "$k" --initrd "$initrd2" --pmem memmap2 --smp "$smp" \
+  "$top/scripts/guest.sh" --kernel "$k" --initrd "$initrd2" --pmem "${FSTESTS_PMEM:-memmap2}" --smp "$smp" \
     --tests fstests --timeout "$timeout" --log "$log" \
     | grep --line-buffered -E '^(FSTESTS|STRESS|RDAXFS-GUEST|[a-z0-9]+/[0-9]+ )' >&2 || true
   rm -f "$initrd2"

@@ -7,6 +7,9 @@
 #                POWERCUT_MIN/POWERCUT_MAX seconds, POWERCUT_SEED)
 #   make mount-time      recovery mount time after a power cut with 0, 10k, 100k files
 #   make bench-journal   metadata and fault benchmarks: now, before the journal, ext4-DAX
+#   make fstests [TESTS="generic/001 generic/013"] [LIST=qemu/fstests.list] [FSTESTS=tree|tarball]
+#                fstests' ./check on rdaxfs and ext4 -o dax in the guest; prints a table
+#   make stress DURATION=10m   fsstress + fsx (mmap) + guest-test stress on rdaxfs, then fsck -n
 #
 # KDIR=/path/to/linux builds the module against your own Rust-enabled 6.12.y
 # tree instead of the cached guest kernel.
@@ -35,7 +38,7 @@ endif
 KTREE   = $(or $(KDIR),$$(cat $(KDIRFILE)))
 PMEM   ?= memmap
 
-.PHONY: all setup kernel module tools guest-bins initramfs run shell check clean corrupt-mount powercut explore mount-time bench-journal
+.PHONY: all setup kernel module tools guest-bins initramfs run shell check clean corrupt-mount powercut explore mount-time bench-journal fstests stress
 
 all: module tools
 
@@ -100,6 +103,21 @@ explore: initramfs
 	scripts/guest.sh --kernel $(KTREE)/arch/x86/boot/bzImage --initrd $(INITRD) \
 	  --pmem $(PMEM) --image $(BUILD)/nvdimm-explore.img --smp 4 --tests crash-explore --timeout 1500 \
 	  --log $(BUILD)/explore.log
+
+# fstests (scripts/fstests.sh): FSTESTS= a fstests tree or tarball (built once,
+# cached under ~/.cache/rdaxfs/fstests-<key>); TESTS= or LIST= what to run;
+# FSTYPES="rdaxfs ext4" (ext4 is mounted -o dax, the control).
+LIST    ?= qemu/fstests.list
+FSTYPES ?= rdaxfs ext4
+fstests: module guest-bins
+	@scripts/fstests.sh all $(if $(TESTS),--tests "$(TESTS)",--list $(LIST)) --fstypes "$(FSTYPES)" \
+	  --log $(BUILD)/fstests.log
+	@scripts/logscan.sh $(BUILD)/fstests.log
+
+DURATION ?= 10m
+stress: module guest-bins
+	@scripts/fstests.sh initramfs $(BUILD)/fstests-initramfs.cpio.gz
+	@scripts/stress.sh $(DURATION) $(BUILD)/stress.log
 
 check: setup kernel
 	@scripts/check.sh

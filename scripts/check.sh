@@ -117,6 +117,26 @@ if [ -f "$build/initramfs.cpio.gz" ] && [ -x "$musl/guest-test" ]; then
   done
 fi
 
+# fstests subset (qemu/fstests-check.list) on rdaxfs, with ext4 -o dax as the
+# control, in a boot of its own (scripts/fstests.sh): one line per test, a
+# notrun passes only when ext4-dax does not run it either; log scanned.
+step "guest: fstests subset (rdaxfs and ext4 -o dax)"
+if [ -f rdaxfs.ko ] && scripts/fstests.sh initramfs "$build/fstests-initramfs.cpio.gz" > "$build/logs/fstests-initramfs.log" 2>&1; then
+  flog=$build/logs/guest-fstests.log
+  scripts/fstests.sh run --list qemu/fstests-check.list --control nonpass --check-lines --log "$flog" > "$build/logs/fstests-table.log" 2>&1
+  grep -v '^FSTESTS-CHECK: ' "$build/logs/fstests-table.log" | grep -A1000 '^test ' || true
+  n=0
+  while read -r _ t res; do
+    n=$((n + 1))
+    if [ "$res" = PASS ]; then ok "guest/$t"; else bad "guest/$t (log: $flog)"; fi
+  done < <(grep '^FSTESTS-CHECK: ' "$build/logs/fstests-table.log")
+  expected=$(sed -e 's/#.*//' qemu/fstests-check.list | grep -c '[^[:space:]]')
+  [ "$n" -eq "$expected" ] || bad "guest/fstests: only $n of $expected tests reported (log: $flog)"
+  if scripts/logscan.sh "$flog"; then ok "guest/fstests/kernel-log-clean"; else bad "guest/fstests/kernel-log-clean (log: $flog)"; fi
+else
+  tail -30 "$build/logs/fstests-initramfs.log" 2> /dev/null; bad "fstests-initramfs (log: $build/logs/fstests-initramfs.log)"
+fi
+
 echo
 if [ ${#failures[@]} -gt 0 ]; then
   echo "failures:"; printf '  %s\n' "${failures[@]}"

@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Boot the guest kernel under QEMU (TCG) with pmem and run tests in it.
-# Usage: guest.sh --kernel BZIMAGE --initrd CPIO --pmem memmap|nvdimm
+# Usage: guest.sh --kernel BZIMAGE --initrd CPIO --pmem memmap|memmap2|nvdimm
 #                 [--tests a,b,c] [--smp N] [--timeout SECONDS] [--log FILE]
 #                 [--image FILE] [--interactive] [--env NAME=VALUE]...
 #                 [--pidfile FILE] [--append KERNEL-ARGS]
+# --pmem memmap2 gives two regions, /dev/pmem0 (1.5 GiB) and /dev/pmem1
+# (1 GiB), the fstests TEST_DEV and SCRATCH_DEV (some tests want > 1 GiB free).
 # With --pmem nvdimm the device is backed by --image (created if missing),
 # which the host can inspect after the guest stops. --env passes a variable
 # to the guest's init (and so to the tests) on the kernel command line.
@@ -43,6 +45,12 @@ case "$pmem" in
     args+=(-m 2G)
     append="$append memmap=512M!1G"
     ;;
+  memmap2)
+    # pmem0 at 1-2.5 GiB, pmem1 at 4-5 GiB (QEMU's pc machine ends low RAM
+    # at 3 GiB when it has more than 3.5 GiB); -m 6G leaves 3.5 GiB of RAM.
+    args+=(-m 6G)
+    append="$append memmap=1536M!1G memmap=1G!4G"
+    ;;
   nvdimm)
     [ -n "$image" ] || { echo "guest.sh: --pmem nvdimm needs --image FILE" >&2; exit 2; }
     [ -f "$image" ] || truncate -s 512M "$image"
@@ -50,7 +58,7 @@ case "$pmem" in
            -object "memory-backend-file,id=nvmem,share=on,mem-path=$image,size=512M,align=2M"
            -device nvdimm,id=nv0,memdev=nvmem)
     ;;
-  *) echo "guest.sh: --pmem must be memmap or nvdimm" >&2; exit 2 ;;
+  *) echo "guest.sh: --pmem must be memmap, memmap2 or nvdimm" >&2; exit 2 ;;
 esac
 [ -z "$extra" ] || append="$append $extra"
 args+=(-append "$append")

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Install what building rdaxfs and its guest needs, idempotently.
 # Debian packages, the rust-src component and bindgen-cli (>= 0.65.1).
+# `setup.sh --fstests` also installs what building and running fstests needs
+# (make fstests / make stress).
 set -euo pipefail
 
 say() { printf 'setup: %s\n' "$*"; }
@@ -8,6 +10,13 @@ die() { printf 'setup: error: %s\n' "$*" >&2; exit 1; }
 
 PKGS=(flex bison bc libelf-dev libssl-dev cpio busybox-static clang lld
       libclang-dev qemu-system-x86 kmod xz-utils make gcc e2fsprogs)
+
+if [ "${1:-}" = --fstests ]; then
+  # fstests' build dependencies, and the userland its guest initramfs copies.
+  PKGS+=(autoconf automake libtool libtool-bin pkg-config uuid-dev xfslibs-dev libattr1-dev
+         libacl1-dev libaio-dev libgdbm-dev liburing-dev xfsprogs attr acl gawk bc perl-base
+         psmisc procps bsdextrautils hostname diffutils findutils kmod util-linux mount file libc-bin tar gzip xxd cpio)
+fi
 
 missing=()
 for p in "${PKGS[@]}"; do

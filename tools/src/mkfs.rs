@@ -52,6 +52,22 @@ pub fn existing_content(first: &[u8]) -> Option<&'static str> {
     None
 }
 
+/// What an existing target holds that mkfs would destroy, if anything:
+/// `None` for a missing or empty file, or a first block of zeros.
+pub fn existing_on(path: &Path) -> Result<Option<&'static str>> {
+    if fs::metadata(path).is_err() {
+        return Ok(None);
+    }
+    let mut dev = FileDev::from_file(OpenOptions::new().read(true).open(path)?, false);
+    let cur = dev.size()?;
+    if cur == 0 {
+        return Ok(None);
+    }
+    let mut first = vec![0u8; BLOCK_SIZE.min(cur as usize)];
+    dev.read_at(0, &mut first)?;
+    Ok(existing_content(&first))
+}
+
 /// Opens (creating or sizing a regular file as asked) the target.
 pub fn open_target(path: &Path, opts: &MkfsOptions) -> Result<FileDev> {
     let meta = fs::metadata(path).ok();

@@ -197,3 +197,46 @@ fn random_host_trees_through_mkfs_d() {
         assert!(checked >= 150, "seed {seed}: {checked}");
     }
 }
+
+/// fstests' conventions: `yes | mkfs -t rdaxfs -- DEV` overwrites (the answer
+/// comes from a pipe, no prompt on stderr), end of input or "n" refuses, and
+/// `fsck -t rdaxfs -n DEV` exits 0 on a clean filesystem.
+#[test]
+fn mkfs_takes_its_answer_from_stdin_and_fsck_n_exits_0_when_clean() {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let tmp = TempDir::new("yes");
+    let img = tmp.0.join("img");
+    let mkfs_bin = env!("CARGO_BIN_EXE_mkfs-rdaxfs");
+    let run = |input: &str| {
+        let mut c = Command::new(mkfs_bin)
+            .arg(&img)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // mkfs may exit before reading (nothing to overwrite): ignore EPIPE.
+        let _ = c.stdin.take().unwrap().write_all(input.as_bytes());
+        c.wait_with_output().unwrap()
+    };
+    let opts = MkfsOptions {
+        size: Some(32 * MIB),
+        ..MkfsOptions::default()
+    };
+    mkfs(open_target(&img, &opts).unwrap(), &opts, 0).unwrap();
+    let out = run("");
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("not overwritten"), "{err}");
+    let out = run("n\n");
+    assert_eq!(out.status.code(), Some(1));
+    let out = run("y\ny\ny\n");
+    assert!(out.status.success(), "{out:?}");
+    assert!(out.stderr.is_empty(), "a prompt on stderr: {out:?}");
+    let fsck = Command::new(env!("CARGO_BIN_EXE_fsck-rdaxfs"))
+        .args(["-n".as_ref(), img.as_os_str()])
+        .output()
+        .unwrap();
+    assert_eq!(fsck.status.code(), Some(0), "{fsck:?}");
+}

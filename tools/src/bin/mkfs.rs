@@ -1,14 +1,17 @@
 //! mkfs.rdaxfs: make an rdaxfs filesystem on a device or image file.
 
-use std::path::PathBuf;
+use std::io::{BufRead, IsTerminal, Write};
+use std::path::{Path, PathBuf};
 use std::process::exit;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use rdaxfs_tools::format::{BLOCK_SIZE_U64, MIN_DEVICE_BYTES};
-use rdaxfs_tools::mkfs::{mkfs, open_target, parse_size, MkfsOptions};
+use rdaxfs_tools::mkfs::{existing_on, mkfs, open_target, parse_size, MkfsOptions};
 
 const USAGE: &str = "usage: mkfs.rdaxfs DEVICE|IMAGE [--size BYTES|N{K,M,G,T}] [--label L] \
-[--inodes N] [-d DIR] [--force] [-V]";
+[--inodes N] [-d DIR] [--force|-f|-F] [-V]
+Over an existing filesystem mkfs asks on stdin (answer y to proceed, as
+`yes | mkfs -t rdaxfs DEV` does); --force skips the question.";
 
 fn die(msg: &str) -> ! {
     eprintln!("mkfs.rdaxfs: {msg}");
@@ -38,7 +41,7 @@ fn parse_args() -> (PathBuf, MkfsOptions) {
                 );
             }
             "-d" | "--root-dir" => opts.populate = Some(PathBuf::from(val("-d"))),
-            "--force" | "-f" => opts.force = true,
+            "--force" | "-f" | "-F" => opts.force = true,
             "-V" | "--version" => {
                 println!("mkfs.rdaxfs {}", env!("CARGO_PKG_VERSION"));
                 exit(0);
@@ -55,8 +58,41 @@ fn parse_args() -> (PathBuf, MkfsOptions) {
     (target.unwrap_or_else(|| die(USAGE)), opts)
 }
 
+/// Asks before destroying what `target` holds, like mke2fs does. The answer
+/// is read from stdin even when it is not a terminal (fstests and scripts
+/// pipe `yes`); then no prompt is printed, so a caller's captured stderr
+/// stays clean. End of input or anything but y/yes keeps the data.
+fn confirm_overwrite(target: &Path, what: &str) -> bool {
+    let stdin = std::io::stdin();
+    if stdin.is_terminal() {
+        eprint!(
+            "mkfs.rdaxfs: {} contains {what}. Proceed anyway? (y,N) ",
+            target.display()
+        );
+        let _ = std::io::stderr().flush();
+    }
+    let mut line = String::new();
+    let _ = stdin.lock().read_line(&mut line);
+    matches!(line.trim(), "y" | "Y" | "yes" | "YES" | "Yes")
+}
+
 fn main() {
-    let (target, opts) = parse_args();
+    let (target, mut opts) = parse_args();
+    if !opts.force {
+        match existing_on(&target) {
+            Ok(Some(what)) => {
+                if !confirm_overwrite(&target, what) {
+                    die(&format!(
+                        "{} contains {what}; not overwritten (answer y, or use --force)",
+                        target.display()
+                    ));
+                }
+                opts.force = true;
+            }
+            Ok(None) => {}
+            Err(e) => die(&format!("{}: {e}", target.display())),
+        }
+    }
     if opts.size.is_some_and(|s| s < MIN_DEVICE_BYTES) {
         die(&format!(
             "size too small: rdaxfs needs at least {MIN_DEVICE_BYTES} bytes (16 MiB)"

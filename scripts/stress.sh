@@ -33,7 +33,9 @@ get() { printf '%s\n' "$sum" | grep -o "$1=[^ ]*" | head -1 | cut -d= -f2 | tr -
 gt=$(printf '%s\n' "$sum" | sed -n 's/.*guest_test="\([^"]*\)".*/\1/p')
 gtl=$(printf '%s\n' "$sum" | sed -n 's/.*guest_test_last="\([^"]*\)".*/\1/p')
 fsck=$(get fsck_exit)
-echo "stress summary: ${secs} s on rdaxfs (/dev/pmem0, 512 MiB, 4 vCPUs under TCG):" \
+size=$(grep -a '^STRESS: start ' "$log.txt" | head -1 | grep -o '([0-9]* MiB)' | tr -d '()')
+cpus=$(grep -a '^RDAXFS-GUEST: up ' "$log.txt" | head -1 | grep -o 'nproc=[0-9]*' | cut -d= -f2)
+echo "stress summary: ${secs} s on rdaxfs (/dev/pmem0, ${size:-? MiB}, ${cpus:-?} vCPUs under TCG):" \
   "fsstress ran $(get fsstress_rounds) rounds of 4 processes x 2000 ops ($(get fsstress_ops) ops, $(get fsstress_errors) failed rounds)," \
   "fsx with mmap ran $(get fsx_rounds) rounds ($(get fsx_ops) ops, $(get fsx_errors) failed rounds)," \
   "guest-test stress: ${gt:-none}${gtl:+ ($gtl)};" \

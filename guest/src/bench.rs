@@ -337,6 +337,16 @@ fn meta_workloads(dir: &str) -> Result<Vec<f64>, String> {
     Ok(out)
 }
 
+/// The variants' order in round `r`: reversed every other round, so drift
+/// in host load hits every variant alike.
+fn round_order(r: usize, variants: usize) -> Vec<usize> {
+    if r.is_multiple_of(2) {
+        (0..variants).collect()
+    } else {
+        (0..variants).rev().collect()
+    }
+}
+
 /// `bench-meta`: the metadata workloads on every variant, in alternating
 /// rounds in one boot; medians and spread.
 pub fn bench_meta() -> TestResult {
@@ -344,12 +354,7 @@ pub fn bench_meta() -> TestResult {
     let n = rounds();
     let mut figs = vec![vec![Vec::new(); META_NAMES.len()]; vs.len()];
     for r in 0..n {
-        // Alternate the order so drift in host load hits every variant.
-        let order: Vec<usize> = if r % 2 == 0 {
-            (0..vs.len()).collect()
-        } else {
-            (0..vs.len()).rev().collect()
-        };
+        let order = round_order(r, vs.len());
         for &i in &order {
             mount_variant(&vs[i])?;
             let mark = dmesg_mark("bench-meta");
@@ -506,11 +511,7 @@ pub fn bench_faults() -> TestResult {
     let n = rounds();
     let mut figs = vec![vec![Vec::new(); FAULT_NAMES.len()]; vs.len()];
     for r in 0..n {
-        let order: Vec<usize> = if r % 2 == 0 {
-            (0..vs.len()).collect()
-        } else {
-            (0..vs.len()).rev().collect()
-        };
+        let order = round_order(r, vs.len());
         for &i in &order {
             let v = &vs[i];
             let mut res = Vec::new();

@@ -11,6 +11,7 @@
 //! VFS's i_rwsem) and the orphan list; mode, owner and times are copied
 //! from the VFS inode by whoever writes the record.
 
+use crate::dir_index::DirState;
 use crate::format::{
     self, Extent, ExtentBlockHeader, BLOCK_SIZE, BLOCK_SIZE_U64, EXTENT_BLOCK_CAPACITY,
     INLINE_EXTENTS, INODE_SIZE,
@@ -48,6 +49,9 @@ pub(crate) struct InodeInfo {
     /// The allocation lock (`rdaxfs:inode_map`) and what it protects.
     #[pin]
     pub(crate) map: Mutex<FileMap>,
+    /// A directory's index (`rdaxfs:dir_index`, see `dir_index.rs`).
+    #[pin]
+    pub(crate) dir: Mutex<DirState>,
 }
 
 impl InodeInfo {
@@ -55,6 +59,7 @@ impl InodeInfo {
     pub(crate) fn new() -> impl PinInit<Self, Error> {
         try_pin_init!(Self {
             map <- new_mutex!(FileMap::empty(), "rdaxfs:inode_map"),
+            dir <- new_mutex!(DirState::Unbuilt, "rdaxfs:dir_index"),
         })
     }
 }

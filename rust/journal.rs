@@ -2,9 +2,10 @@
 //! all-or-nothing across a power cut by a redo log (format and protocol:
 //! `format/src/layout/journal.rs`, docs/format.md).
 //!
-//! A transaction stages the metadata it changes (inode records, directory
-//! blocks, overflow extent blocks, the superblock) in memory, logs the
-//! 8-byte words that differ plus bitmap bit ranges, commits with a
+//! A transaction stages the metadata it changes (inode records, the header
+//! and one slot of a directory block, overflow extent blocks, the
+//! superblock) in memory, logs the 8-byte words that differ plus bitmap
+//! bit ranges, commits with a
 //! checksummed header, applies in place and clears the header. One
 //! transaction is in the log at a time; the journal lock is held only for
 //! that commit, never for the work that prepares it (zeroing, directory
@@ -128,28 +129,61 @@ fn fe(_: FormatError) -> Error {
 }
 
 impl Tx<'_> {
-    /// The staged copy of the `len` bytes at device offset `off` (read
-    /// from pmem, the committed state, the first time).
+    /// Stages the `len` bytes at device offset `off` (read from pmem, the
+    /// committed state, the first time); returns their index in `staged`.
+    /// A range must be staged with the same bounds every time: one that
+    /// overlaps another staged range is refused (the two copies would
+    /// disagree about the bytes they share).
+    fn stage(&mut self, off: u64, len: usize) -> Result<usize> {
+        let end = off + len as u64;
+        for (i, s) in self.staged.iter().enumerate() {
+            let s_end = s.off + s.cur.len() as u64;
+            if s.off == off && s.cur.len() == len {
+                return Ok(i);
+            }
+            if off < s_end && s.off < end {
+                pr_err!(
+                    "journal: staged ranges {}+{} and {}+{} overlap\n",
+                    s.off,
+                    s.cur.len(),
+                    off,
+                    len
+                );
+                return Err(EIO);
+            }
+        }
+        let t0 = glue::now_ns();
+        let orig = self.info.dax.read_vec(off, len)?;
+        let mut cur = KVec::with_capacity(len, GFP_KERNEL)?;
+        cur.extend_from_slice(&orig, GFP_KERNEL)?;
+        self.staged.push(Staged { off, orig, cur }, GFP_KERNEL)?;
+        self.ns[4] += since(t0);
+        Ok(self.staged.len() - 1)
+    }
+
+    /// The staged copy of the `len` bytes at device offset `off`.
     pub(crate) fn bytes(&mut self, off: u64, len: usize) -> Result<&mut [u8]> {
-        let i = match self.staged.iter().position(|s| s.off == off) {
-            Some(i) => {
-                if self.staged[i].cur.len() != len {
-                    return Err(EIO);
-                }
-                i
-            }
-            None => {
-                let t0 = glue::now_ns();
-                let mut orig = KVec::from_elem(0u8, len, GFP_KERNEL)?;
-                self.info.dax.read(off, &mut orig)?;
-                let mut cur = KVec::with_capacity(len, GFP_KERNEL)?;
-                cur.extend_from_slice(&orig, GFP_KERNEL)?;
-                self.staged.push(Staged { off, orig, cur }, GFP_KERNEL)?;
-                self.ns[4] += since(t0);
-                self.staged.len() - 1
-            }
-        };
+        let i = self.stage(off, len)?;
         Ok(&mut self.staged[i].cur)
+    }
+
+    /// The staged copies of two disjoint ranges at once.
+    pub(crate) fn bytes2(
+        &mut self,
+        (off_a, len_a): (u64, usize),
+        (off_b, len_b): (u64, usize),
+    ) -> Result<(&mut [u8], &mut [u8])> {
+        let a = self.stage(off_a, len_a)?;
+        let b = self.stage(off_b, len_b)?;
+        if a < b {
+            let (lo, hi) = self.staged.split_at_mut(b);
+            Ok((&mut lo[a].cur, &mut hi[0].cur))
+        } else if b < a {
+            let (lo, hi) = self.staged.split_at_mut(a);
+            Ok((&mut hi[0].cur, &mut lo[b].cur))
+        } else {
+            Err(EINVAL)
+        }
     }
 
     /// Block `phys` (staged).

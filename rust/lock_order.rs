@@ -9,20 +9,25 @@
 //!    and retakes it while it waits for DMA pins to drop. Eviction waits for
 //!    DMA pins (`layouts::break_layouts_final`) holding no rdaxfs lock at
 //!    all, before it takes any.
-//! 4. `InodeInfo::map` (`rdaxfs:inode_map`, a `kernel::sync::Mutex`): the
+//! 4. `InodeInfo::dir` (`rdaxfs:dir_index`): a directory's in-memory
+//!    index (`dir_index.rs`), under the directory's i_rwsem. Building it
+//!    reads the directory's blocks, taking that directory's map lock
+//!    inside; it is never taken with a map lock held, and only one
+//!    directory's index lock is held at a time.
+//! 5. `InodeInfo::map` (`rdaxfs:inode_map`, a `kernel::sync::Mutex`): the
 //!    allocation lock. It protects one inode's extent list and its on-disk
 //!    inode, and is held across allocate, zero and publish in iomap begin,
 //!    so a second fault or write on the same range finds the published,
 //!    zeroed extent. Only one inode's map lock is ever held at a time.
-//! 5. `SbInfo::journal` (`rdaxfs:journal`): the journal, the committed
+//! 6. `SbInfo::journal` (`rdaxfs:journal`): the journal, the committed
 //!    superblock (orphan list head, counts, clean flag) and the in-memory
 //!    orphan list. Held only while one transaction commits (staging,
 //!    logging, applying), never while blocks are zeroed or a directory is
 //!    searched; see `journal.rs`.
-//! 6. `SbInfo::blocks` (`rdaxfs:balloc`) and `SbInfo::inodes`
+//! 7. `SbInfo::blocks` (`rdaxfs:balloc`) and `SbInfo::inodes`
 //!    (`rdaxfs:ialloc`): the in-memory block and inode bitmaps. Innermost;
 //!    never both at once.
-//! 7. `rdaxfs_trace_lock` (a C spinlock in rust/helpers.c, test-only pmem
+//! 8. `rdaxfs_trace_lock` (a C spinlock in rust/helpers.c, test-only pmem
 //!    store trace): taken inside any of the above by `DaxDev` calls while
 //!    the trace is on; nothing is taken or slept on under it.
 //!

@@ -343,11 +343,13 @@ pub(crate) fn unlink(dir: &RInode, name: &[u8], inode: &RInode) -> Result {
     let n = inode.nlink().saturating_sub(1);
     inode.touch_ctime();
     dir.touch_cmtime();
-    transact(info, |tx| {
+    let res = transact(info, |tx| {
         dir::remove(tx, at)?;
         stage_links(tx, dir, dir.nlink())?;
         stage_unlinked(tx, inode, n)
-    })?;
+    });
+    dir::removed(dir, at, res.is_ok());
+    res?;
     inode.set_nlink(n);
     Ok(())
 }
@@ -362,11 +364,13 @@ pub(crate) fn rmdir(dir: &RInode, name: &[u8], inode: &RInode) -> Result {
     let dn = dir.nlink().saturating_sub(1);
     inode.touch_ctime();
     dir.touch_cmtime();
-    transact(info, |tx| {
+    let res = transact(info, |tx| {
         dir::remove(tx, at)?;
         stage_links(tx, dir, dn)?;
         stage_unlinked(tx, inode, 0)
-    })?;
+    });
+    dir::removed(dir, at, res.is_ok());
+    res?;
     dir.set_nlink(dn);
     inode.set_nlink(0);
     Ok(())
@@ -529,6 +533,9 @@ fn rename_move(
 ) -> Result {
     let moving_dir = is_dir(old);
     let cross = old_dir.ino() != new_dir.ino();
+    // A whiteout keeps the source name (retargeted): only a removed
+    // source entry changes the source directory's index.
+    let removes_source = whiteout.is_none();
     let mut leave_source = |tx: &mut Tx<'_>| match whiteout.as_mut() {
         Some(w) => w.stage(tx, old_at),
         None => dir::remove(tx, old_at),
@@ -547,7 +554,7 @@ fn rename_move(
             } else {
                 victim.nlink().saturating_sub(1)
             };
-            transact(info, |tx| {
+            let res = transact(info, |tx| {
                 leave_source(tx)?;
                 dir::retarget(tx, new_at, old.ino(), dtype(old.mode()))?;
                 stage_unlinked(tx, victim, left)?;
@@ -556,7 +563,11 @@ fn rename_move(
                 }
                 stage_links(tx, old, old.nlink())?;
                 parents.stage(tx, old_dir, new_dir)
-            })?;
+            });
+            if removes_source {
+                dir::removed(old_dir, old_at, res.is_ok());
+            }
+            res?;
             victim.set_nlink(left);
         }
         None => {
@@ -571,6 +582,9 @@ fn rename_move(
                 parents.stage(tx, old_dir, new_dir)
             });
             adder.finish(res.is_ok());
+            if removes_source {
+                dir::removed(old_dir, old_at, res.is_ok());
+            }
             res?;
         }
     }

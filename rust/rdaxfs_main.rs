@@ -11,6 +11,7 @@ use kernel::{c_str, str::CStr};
 
 mod alloc;
 mod dir;
+mod dir_index;
 mod file;
 mod glue;
 mod inode;

@@ -527,3 +527,69 @@ fn decoders_survive_random_bytes() {
         let _ = choose_blocks(&buf, x % 100, 32_768, req);
     }
 }
+
+/// The header and slot `slot` of a directory block, as two views.
+fn split(b: &mut [u8; BLOCK_SIZE], slot: usize) -> (&mut [u8], &mut [u8]) {
+    let (head, rest) = b.split_at_mut(DIR_HEADER_SIZE);
+    let at = dir_slot_offset(slot).unwrap() - DIR_HEADER_SIZE;
+    (head, &mut rest[at..at + DIR_SLOT_SIZE])
+}
+
+/// The slot-level directory changes (header + one slot, checksum patched)
+/// give exactly the block the whole-block changes give.
+#[test]
+fn dir_slot_changes_match_whole_block_changes() {
+    let mut whole = [0u8; BLOCK_SIZE];
+    dir_init(&mut whole).unwrap();
+    let mut parts = whole;
+    let mut x = 0x9e37_79b9_7f4a_7c15u64;
+    let mut rnd = move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    for i in 0..2000u64 {
+        let mask = dir_used_mask(&whole);
+        let slot = (rnd() % DIR_SLOTS as u64) as usize;
+        if mask & (1 << slot) == 0 {
+            let free = (0..DIR_SLOTS).find(|&s| mask & (1 << s) == 0).unwrap();
+            let len = 1 + (rnd() % 255) as usize;
+            let name: Vec<u8> = (0..len)
+                .map(|k| b'a' + ((k as u64 + i) % 26) as u8)
+                .collect();
+            assert_eq!(dir_insert(&mut whole, 10 + i, &name, DT_REG), Ok(free));
+            let (h, s) = split(&mut parts, free);
+            dir_slot_insert(h, free, s, 10 + i, &name, DT_REG).unwrap();
+        } else if rnd() % 2 == 0 {
+            dir_remove(&mut whole, slot).unwrap();
+            let (h, s) = split(&mut parts, slot);
+            dir_slot_remove(h, slot, s).unwrap();
+        } else {
+            dir_set_ino(&mut whole, slot, 5 + i, DT_DIR).unwrap();
+            let (h, s) = split(&mut parts, slot);
+            dir_slot_set_ino(h, slot, s, 5 + i, DT_DIR).unwrap();
+        }
+        assert_eq!(whole[..], parts[..], "after step {i}");
+        assert!(dir_check(&parts).is_ok());
+        assert_eq!(
+            dir_check(&parts).unwrap() as u32,
+            dir_used_mask(&parts).count_ones()
+        );
+    }
+    // Refusals: a used slot cannot be inserted into, a free one not
+    // removed or retargeted.
+    let mut b = [0u8; BLOCK_SIZE];
+    dir_init(&mut b).unwrap();
+    let (h, s) = split(&mut b, 3);
+    assert_eq!(dir_slot_remove(h, 3, s), Err(FormatError::OutOfRange));
+    assert_eq!(
+        dir_slot_set_ino(h, 3, s, 9, DT_REG),
+        Err(FormatError::OutOfRange)
+    );
+    dir_slot_insert(h, 3, s, 9, b"x", DT_REG).unwrap();
+    assert_eq!(
+        dir_slot_insert(h, 3, s, 9, b"y", DT_REG),
+        Err(FormatError::DirFull)
+    );
+}

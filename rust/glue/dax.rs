@@ -179,25 +179,39 @@ impl DaxDev {
     /// machine-check-safe copy: poisoned or bad metadata gives EIO (and a
     /// kernel message naming the block), never a machine check.
     pub(crate) fn read(&self, off: u64, buf: &mut [u8]) -> Result {
-        self.check(off, buf.len())?;
-        if buf.is_empty() {
+        // SAFETY: `buf` is valid for writes of `buf.len()` bytes.
+        unsafe { self.read_raw(off, buf.as_mut_ptr(), buf.len()) }
+    }
+
+    /// [`DaxDev::read`] into a new vector of `len` bytes (not zeroed
+    /// first: the copy fills it).
+    pub(crate) fn read_vec(&self, off: u64, len: usize) -> Result<KVec<u8>> {
+        let mut v = KVec::with_capacity(len, GFP_KERNEL)?;
+        // SAFETY: the vector has room for `len` bytes.
+        unsafe { self.read_raw(off, v.as_mut_ptr(), len)? };
+        // SAFETY: `read_raw` succeeded, so all `len` bytes are written.
+        unsafe { v.set_len(len) };
+        Ok(v)
+    }
+
+    /// # Safety
+    /// `dst` is valid for writes of `len` bytes.
+    unsafe fn read_raw(&self, off: u64, dst: *mut u8, len: usize) -> Result {
+        self.check(off, len)?;
+        if len == 0 {
             return Ok(());
         }
         let first = off >> PAGE_SHIFT;
-        let last = (off + buf.len() as u64 - 1) >> PAGE_SHIFT;
+        let last = (off + len as u64 - 1) >> PAGE_SHIFT;
         let mut done = 0usize;
         let r = self.map_pages(first, last - first + 1, |kaddr, pages| {
-            // Bytes of `buf` inside these pages.
+            // Bytes of `dst` inside these pages.
             let skip = if done == 0 { off & (PAGE - 1) } else { 0 };
-            let n = ((pages << PAGE_SHIFT) - skip).min((buf.len() - done) as u64) as usize;
+            let n = ((pages << PAGE_SHIFT) - skip).min((len - done) as u64) as usize;
             // SAFETY: `kaddr + skip .. + n` lies in the pages just mapped;
-            // `buf[done..done + n]` is ours.
+            // `dst[done..done + n]` is writable per the contract.
             let left = unsafe {
-                bindings::rdaxfs_copy_mc(
-                    buf.as_mut_ptr().add(done).cast(),
-                    kaddr.add(skip as usize).cast(),
-                    n,
-                )
+                bindings::rdaxfs_copy_mc(dst.add(done).cast(), kaddr.add(skip as usize).cast(), n)
             };
             if left != 0 {
                 return Err(MediaFault::MachineCheck);
@@ -206,7 +220,7 @@ impl DaxDev {
             Ok(())
         });
         r.map_err(|fault| {
-            self.report("reading", off, buf.len(), fault);
+            self.report("reading", off, len, fault);
             EIO
         })
     }

@@ -4,7 +4,7 @@
 //! Readdir positions: 0 = `.`, 1 = `..`, then `2 + block * 15 + slot`.
 
 use super::codec::{rd_u16, rd_u32, rd_u64, rd_u8, sub, sub_mut, wr_u16, wr_u32, wr_u64, wr_u8};
-use super::{crc32c, crc32c_update, FormatError, BLOCK_SIZE, DT_BLK, DT_CHR, DT_DIR};
+use super::{crc32c, crc32c_patch, crc32c_update, FormatError, BLOCK_SIZE, DT_BLK, DT_CHR, DT_DIR};
 use super::{DT_FIFO, DT_LNK, DT_REG, DT_SOCK};
 
 /// Magic of a directory block ("RDXD" little-endian).
@@ -110,26 +110,37 @@ pub fn dir_check(buf: &[u8]) -> Result<u16, FormatError> {
     Ok(used)
 }
 
-/// Decodes slot `slot`: `Ok(None)` if free, the entry if used, an error if
-/// the slot is malformed (bad length, name or type).
-pub fn dir_entry(buf: &[u8], slot: usize) -> Result<Option<DirEntry<'_>>, FormatError> {
+/// Byte offset of slot `slot` in its directory block.
+pub fn dir_slot_offset(slot: usize) -> Result<usize, FormatError> {
     if slot >= DIR_SLOTS {
         return Err(FormatError::OutOfRange);
     }
-    let base = slot_off(slot);
-    let ino = rd_u64(buf, base + off::INO)?;
+    Ok(slot_off(slot))
+}
+
+/// Decodes slot `slot`: `Ok(None)` if free, the entry if used, an error if
+/// the slot is malformed (bad length, name or type).
+pub fn dir_entry(buf: &[u8], slot: usize) -> Result<Option<DirEntry<'_>>, FormatError> {
+    let base = dir_slot_offset(slot)?;
+    dir_slot_entry(sub(buf, base, base + DIR_SLOT_SIZE)?)
+}
+
+/// Decodes one slot's [`DIR_SLOT_SIZE`] bytes on their own (what
+/// [`dir_entry`] does inside a block): a lookup that knows where a name is
+/// reads only that slot.
+pub fn dir_slot_entry(slot: &[u8]) -> Result<Option<DirEntry<'_>>, FormatError> {
+    let ino = rd_u64(slot, off::INO)?;
     if ino == 0 {
         return Ok(None);
     }
-    let name_len = rd_u8(buf, base + off::NAME_LEN)? as usize;
-    let start = base + off::NAME;
-    let name = sub(buf, start, start + name_len)?;
+    let name_len = rd_u8(slot, off::NAME_LEN)? as usize;
+    let name = sub(slot, off::NAME, off::NAME + name_len)?;
     validate_name(name)?;
-    let file_type = rd_u8(buf, base + off::FILE_TYPE)?;
+    let file_type = rd_u8(slot, off::FILE_TYPE)?;
     if !valid_file_type(file_type) {
         return Err(FormatError::BadFileType);
     }
-    let hash = rd_u32(buf, base + off::HASH)?;
+    let hash = rd_u32(slot, off::HASH)?;
     Ok(Some(DirEntry {
         ino,
         hash,
@@ -184,13 +195,19 @@ fn write_slot(
     ft: u8,
 ) -> Result<(), FormatError> {
     let base = slot_off(slot);
-    sub_mut(buf, base, base + DIR_SLOT_SIZE)?.fill(0);
-    wr_u64(buf, base + off::INO, ino)?;
-    wr_u32(buf, base + off::HASH, name_hash(name))?;
-    wr_u8(buf, base + off::NAME_LEN, name.len() as u8)?;
-    wr_u8(buf, base + off::FILE_TYPE, ft)?;
-    let start = base + off::NAME;
-    sub_mut(buf, start, start + name.len())?.copy_from_slice(name);
+    write_slot_bytes(sub_mut(buf, base, base + DIR_SLOT_SIZE)?, ino, name, ft)
+}
+
+/// Fills one slot's bytes with an entry.
+fn write_slot_bytes(s: &mut [u8], ino: u64, name: &[u8], ft: u8) -> Result<(), FormatError> {
+    s.get_mut(..DIR_SLOT_SIZE)
+        .ok_or(FormatError::Truncated)?
+        .fill(0);
+    wr_u64(s, off::INO, ino)?;
+    wr_u32(s, off::HASH, name_hash(name))?;
+    wr_u8(s, off::NAME_LEN, name.len() as u8)?;
+    wr_u8(s, off::FILE_TYPE, ft)?;
+    sub_mut(s, off::NAME, off::NAME + name.len())?.copy_from_slice(name);
     Ok(())
 }
 
@@ -223,6 +240,125 @@ pub fn dir_set_ino(
     wr_u64(buf, base + off::INO, ino)?;
     wr_u8(buf, base + off::FILE_TYPE, file_type)?;
     dir_seal(buf)
+}
+
+/// The used slots of a block as a mask (bit `s` for slot `s`), counted
+/// from the slots themselves.
+pub fn dir_used_mask(buf: &[u8]) -> u16 {
+    (0..DIR_SLOTS)
+        .filter(|&s| rd_u64(buf, slot_off(s)).is_ok_and(|i| i != 0))
+        .fold(0, |m, s| m | 1 << s)
+}
+
+// Changing one slot without the rest of its block: a directory change
+// touches one 272-byte slot and the 16-byte header (used count and
+// checksum), so a transaction stages and logs only those. The checksum is
+// patched from the change (`crc32c_patch`), which gives exactly the value
+// `dir_seal` would compute over the whole block.
+
+/// Updates the block checksum in `head` (the block's first
+/// [`DIR_HEADER_SIZE`] bytes) for `old` becoming `new` at block offset `at`.
+fn patch_crc(head: &mut [u8], at: usize, old: &[u8], new: &[u8]) -> Result<(), FormatError> {
+    // The checksummed message is bytes 0..12 then 16..4096.
+    let pos = if at + old.len() <= DIR_CRC_OFF {
+        at
+    } else if at >= DIR_HEADER_SIZE {
+        at - (DIR_HEADER_SIZE - DIR_CRC_OFF)
+    } else {
+        return Err(FormatError::OutOfRange);
+    };
+    let len = BLOCK_SIZE - (DIR_HEADER_SIZE - DIR_CRC_OFF);
+    let after = len
+        .checked_sub(pos + old.len())
+        .ok_or(FormatError::OutOfRange)? as u64;
+    let crc = rd_u32(head, DIR_CRC_OFF)?;
+    wr_u32(head, DIR_CRC_OFF, crc32c_patch(crc, old, new, after))
+}
+
+/// Sets the used count in `head` to `f(count)`, patching the checksum.
+fn set_used(head: &mut [u8], f: impl FnOnce(u16) -> u16) -> Result<(), FormatError> {
+    if rd_u32(head, 0)? != DIR_MAGIC {
+        return Err(FormatError::BadMagic);
+    }
+    let old = rd_u16(head, 4)?;
+    let new = f(old);
+    wr_u16(head, 4, new)?;
+    patch_crc(head, 4, &old.to_le_bytes(), &new.to_le_bytes())
+}
+
+/// Checks the views of a slot change: `head` a directory block header,
+/// `s` slot `slot`'s bytes.
+fn slot_views(head: &[u8], slot: usize, s: &[u8]) -> Result<usize, FormatError> {
+    if head.len() != DIR_HEADER_SIZE || s.len() != DIR_SLOT_SIZE {
+        return Err(FormatError::Truncated);
+    }
+    if rd_u32(head, 0)? != DIR_MAGIC {
+        return Err(FormatError::BadMagic);
+    }
+    dir_slot_offset(slot)
+}
+
+/// [`dir_insert`] into the free slot `slot`, given only the block's header
+/// `head` and the slot's bytes `s`.
+pub fn dir_slot_insert(
+    head: &mut [u8],
+    slot: usize,
+    s: &mut [u8],
+    ino: u64,
+    name: &[u8],
+    file_type: u8,
+) -> Result<(), FormatError> {
+    validate_name(name)?;
+    if ino == 0 {
+        return Err(FormatError::BadInodeNumber);
+    }
+    if !valid_file_type(file_type) {
+        return Err(FormatError::BadFileType);
+    }
+    let at = slot_views(head, slot, s)?;
+    if rd_u64(s, off::INO)? != 0 || usize::from(rd_u16(head, 4)?) >= DIR_SLOTS {
+        return Err(FormatError::DirFull);
+    }
+    let mut old = [0u8; DIR_SLOT_SIZE];
+    old.copy_from_slice(s);
+    write_slot_bytes(s, ino, name, file_type)?;
+    patch_crc(head, at, &old, s)?;
+    set_used(head, |u| u.saturating_add(1))
+}
+
+/// [`dir_remove`] of slot `slot`, given only the header and the slot.
+pub fn dir_slot_remove(head: &mut [u8], slot: usize, s: &mut [u8]) -> Result<(), FormatError> {
+    let at = slot_views(head, slot, s)?;
+    if rd_u64(s, off::INO)? == 0 {
+        return Err(FormatError::OutOfRange);
+    }
+    let mut old = [0u8; DIR_SLOT_SIZE];
+    old.copy_from_slice(s);
+    s.fill(0);
+    patch_crc(head, at, &old, s)?;
+    set_used(head, |u| u.saturating_sub(1))
+}
+
+/// [`dir_set_ino`] of slot `slot`, given only the header and the slot.
+pub fn dir_slot_set_ino(
+    head: &mut [u8],
+    slot: usize,
+    s: &mut [u8],
+    ino: u64,
+    file_type: u8,
+) -> Result<(), FormatError> {
+    if ino == 0 || !valid_file_type(file_type) {
+        return Err(FormatError::OutOfRange);
+    }
+    let at = slot_views(head, slot, s)?;
+    if rd_u64(s, off::INO)? == 0 {
+        return Err(FormatError::OutOfRange);
+    }
+    let mut old = [0u8; DIR_SLOT_SIZE];
+    old.copy_from_slice(s);
+    wr_u64(s, off::INO, ino)?;
+    wr_u8(s, off::FILE_TYPE, file_type)?;
+    patch_crc(head, at, &old, s)
 }
 
 /// Number of used slots, counted (not the header field).

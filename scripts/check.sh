@@ -108,6 +108,15 @@ if [ -f "$build/initramfs.cpio.gz" ] && [ -x "$musl/guest-test" ]; then
   step "guest: power-cut loop (10 cuts, strict)"
   check powercut "$build/logs/powercut.log" scripts/powercut.sh --cuts 10 --min 2 --max 8 --strict --out "$build/powercut"
   grep -a "SUMMARY" "$build/logs/powercut.log" || true
+  # Recovery with a committed transaction to replay: every commit of the
+  # workload waits 2 ms between its durable commit and its in-place stores
+  # (test_commit_delay_us), with open orphans, and QEMU is killed in it;
+  # the recovery mount must replay, reclaim the orphans, and leave fsck -n
+  # clean (a replayed eviction that moved the orphan head once made the
+  # recovery mount fail).
+  step "guest: recovery mounts after cuts inside commits (3 cuts)"
+  check mount-recovery "$build/logs/mount-recovery.log" scripts/mount-time.sh --files 0 --cuts 3 --out "$build/mount-recovery"
+  grep -a -e '^0 ' -e 'fsck' "$build/logs/mount-recovery.log" || true
   # Each reproducer's bug switch must make it fail; a -teeth test passes
   # when it sees the bug. They provoke kernel warnings on purpose (and
   # WARN_ON_ONCE fires once per boot), so each gets its own boot and its

@@ -75,7 +75,8 @@ pub(crate) fn begin(
     // allocation commits with the new size after the data copy (one
     // transaction per extending write instead of two).
     let defer = flags & IOMAP_FAULT == 0 && (first << BLOCK_SHIFT) >= inode.size();
-    let (phys, n) = alloc_zeroed(inode, fm, first, hole, large, defer)?;
+    let want = fault_ahead(inode, &fm, flags, first, count).unwrap_or(hole);
+    let (phys, n) = alloc_zeroed(inode, fm, first, want, large, defer)?;
     map.set_mapped(
         &info.dax,
         first << BLOCK_SHIFT,
@@ -84,6 +85,28 @@ pub(crate) fn begin(
     );
     map.set_new();
     Ok(())
+}
+
+/// Blocks a sequential page fault allocates at once: the rest of a
+/// 64 KiB-aligned chunk.
+const FAULT_CHUNK: u64 = 16;
+
+/// A page fault into a hole right after a mapped block (a file being
+/// filled through a mapping, front to back) allocates the rest of its
+/// 64 KiB-aligned chunk below EOF, not just its page: one allocation and
+/// one transaction per 16 faults instead of one each, as a stream of
+/// writes gets from preallocation. The extra blocks are zeroed and
+/// published under the same lock as the faulting one, so later faults
+/// there just map them. A fault with no mapped block before it (random
+/// access) allocates its page only. `None`: not such a fault.
+fn fault_ahead(inode: &RInode, fm: &FileMap, flags: u32, first: u64, count: u64) -> Option<u64> {
+    if flags & IOMAP_FAULT == 0 || count != 1 || first == 0 || bugs::zero_outside_lock() {
+        return None;
+    }
+    fm.lookup(first - 1)?;
+    let eof = inode.size().div_ceil(BLOCK_SIZE_U64);
+    let end = ((first / FAULT_CHUNK + 1) * FAULT_CHUNK).min(eof);
+    (end > first + 1).then(|| fm.hole_len(first, end - first))
 }
 
 /// Allocates up to `want` blocks for logical block `first` (a hole),

@@ -11,6 +11,7 @@ mod corrupt;
 mod crash;
 mod data;
 mod demo;
+mod dir_index;
 mod dma;
 mod enospc;
 mod enospc_faults;
@@ -61,6 +62,7 @@ const TESTS: &[(&str, Test)] = &[
     ("mount-basic", mount::mount_basic),
     ("namespace", namespace::namespace),
     ("namespace-threads", ns_threads::namespace_threads),
+    ("namespace-index", dir_index::namespace_index),
     ("namespace-errors", ns_errors::namespace_errors),
     ("data", data::data),
     ("unlinked-open", unlinked::unlinked_open),

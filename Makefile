@@ -10,6 +10,8 @@
 #   make fstests [TESTS="generic/001 generic/013"] [LIST=qemu/fstests.list] [FSTESTS=tree|tarball]
 #                fstests' ./check on rdaxfs and ext4 -o dax in the guest; prints a table
 #   make stress DURATION=10m   fsstress + fsx (mmap) + guest-test stress on rdaxfs, then fsck -n
+#   make bench [REPS=5] [QUICK=1]   fxmark-style workloads, rdaxfs vs ext4 -o dax, alternating
+#                in one boot; table, build/bench/bench.csv and PNG plots (scripts/bench.sh)
 #
 # KDIR=/path/to/linux builds the module against your own Rust-enabled 6.12.y
 # tree instead of the cached guest kernel.
@@ -38,7 +40,7 @@ endif
 KTREE   = $(or $(KDIR),$$(cat $(KDIRFILE)))
 PMEM   ?= memmap
 
-.PHONY: all setup kernel module tools guest-bins initramfs run shell check clean corrupt-mount powercut explore mount-time bench-journal fstests stress
+.PHONY: all setup kernel module tools guest-bins initramfs run shell check clean corrupt-mount powercut explore mount-time bench-journal bench fstests stress
 
 all: module tools
 
@@ -139,6 +141,13 @@ mount-time: initramfs tools
 #   make bench-journal [ROUNDS=5] [OLD=edf4cf6^]
 bench-journal: initramfs
 	scripts/bench-journal.sh --rounds $(or $(ROUNDS),5) --old '$(or $(OLD),edf4cf6^)'
+
+# The benchmark suite (guest test bench-suite): >= 5 alternating repetitions
+# after a warm-up, median [min-max] and ratio of medians per workload; the
+# plots are also copied to docs/bench/ for the README.
+#   make bench [REPS=5] [QUICK=1 (the make check smoke size)] [BENCH_ARGS="--mt-files 0,10000"]
+bench: initramfs
+	nice scripts/bench.sh $(if $(QUICK),--quick,--docs $(TOP)/docs/bench) $(if $(REPS),--reps $(REPS)) $(BENCH_ARGS)
 
 clean:
 	-$(MAKE) -C $(KTREE) M=$(MODOUT) clean 2>/dev/null

@@ -2,7 +2,8 @@
 # Install what building rdaxfs and its guest needs, idempotently.
 # Debian packages, the rust-src component and bindgen-cli (>= 0.65.1).
 # `setup.sh --fstests` also installs what building and running fstests needs
-# (make fstests / make stress).
+# (make fstests / make stress); `setup.sh --bench` also installs Debian's
+# matplotlib for the plots of make bench (scripts/bench-plot.py).
 set -euo pipefail
 
 say() { printf 'setup: %s\n' "$*"; }
@@ -16,6 +17,9 @@ if [ "${1:-}" = --fstests ]; then
   PKGS+=(autoconf automake libtool libtool-bin pkg-config uuid-dev xfslibs-dev libattr1-dev
          libacl1-dev libaio-dev libgdbm-dev liburing-dev xfsprogs attr acl gawk bc perl-base
          psmisc procps bsdextrautils hostname diffutils findutils kmod util-linux mount file libc-bin tar gzip xxd cpio)
+fi
+if [ "${1:-}" = --bench ]; then
+  PKGS+=(python3-matplotlib)
 fi
 
 missing=()

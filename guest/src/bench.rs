@@ -339,7 +339,7 @@ fn meta_workloads(dir: &str) -> Result<Vec<f64>, String> {
 
 /// The variants' order in round `r`: reversed every other round, so drift
 /// in host load hits every variant alike.
-fn round_order(r: usize, variants: usize) -> Vec<usize> {
+pub(crate) fn round_order(r: usize, variants: usize) -> Vec<usize> {
     if r.is_multiple_of(2) {
         (0..variants).collect()
     } else {
@@ -449,7 +449,7 @@ fn alloc_faults(dir: &str, threads: usize) -> Result<f64, String> {
 /// A shared mapping of `len` bytes of `fd` at an address 4 KiB past a
 /// 2 MiB boundary: no PMD fault can map it, so each 4 KiB page takes its
 /// own fault (the guest kernel has no madvise(MADV_NOHUGEPAGE)).
-fn map_4k(fd: libc::c_int, len: usize) -> Result<Mapping, String> {
+pub(crate) fn map_4k(fd: libc::c_int, len: usize) -> Result<Mapping, String> {
     const PMD: usize = 2 * MIB;
     // Reserve room, then place the file mapping inside it.
     let room = len + 2 * PMD;

@@ -6,6 +6,7 @@ mod badblocks;
 #[allow(clippy::precedence)]
 mod basic;
 mod bench;
+mod bench_suite;
 mod copy_splice;
 mod corrupt;
 mod crash;
@@ -55,6 +56,7 @@ const TESTS: &[(&str, Test)] = &[
     ("bench", bench::bench),
     ("bench-meta", bench::bench_meta),
     ("bench-faults", bench::bench_faults),
+    ("bench-suite", bench_suite::bench_suite),
     ("crash-prepare", crash::prepare),
     ("crash-recover", crash::recover),
     ("mmap-modes", mmap_modes::mmap_modes),

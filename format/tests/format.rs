@@ -722,3 +722,43 @@ fn decoders_survive_random_bytes() {
         let _ = choose_blocks(&buf, x % 100, 32_768, req);
     }
 }
+
+#[test]
+fn file_policy_returns_free_runs() {
+    // Random bitmaps (runs of used and free blocks) and requests: every
+    // answer is free, inside the area and at most `want` long; `None`
+    // only when the area is full.
+    let mut x = 0x0123_4567_89ab_cdefu64;
+    let mut rnd = move |n: u64| {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x % n
+    };
+    for _ in 0..400 {
+        let hi = HUGE_BLOCKS * (2 + rnd(10)) + rnd(HUGE_BLOCKS);
+        let lo = rnd(2) * HUGE_BLOCKS + rnd(3);
+        let mut bm = vec![0u8; hi.div_ceil(8) as usize];
+        let mut b = 0;
+        while b < hi {
+            let span = if rnd(2) == 0 { 8 } else { 700 };
+            let n = 1 + rnd(span);
+            if rnd(3) != 0 {
+                bits_set_range(&mut bm, b, n.min(hi - b)).unwrap();
+            }
+            b += n;
+        }
+        for _ in 0..20 {
+            let r = req(1 + rnd(1500), rnd(hi + 10), rnd(2) == 0);
+            let logical = rnd(1 << 20);
+            match choose_file_blocks(&bm, lo, hi, r, logical) {
+                Some((s, n)) => {
+                    assert!(n >= 1 && n <= r.want, "{r:?} at {logical}: ({s}, {n})");
+                    assert!(s >= lo && s + n <= hi, "{r:?}: ({s}, {n}) outside");
+                    assert_eq!(find_set(&bm, s, s + n), None, "{r:?}: ({s}, {n}) used");
+                }
+                None => assert_eq!(find_clear(&bm, lo, hi), None, "{r:?}: None with room"),
+            }
+        }
+    }
+}

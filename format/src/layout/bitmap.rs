@@ -211,7 +211,8 @@ fn region_of(b: u64) -> u64 {
 /// none of its blocks is in use: a region a PMD mapping can still get.
 fn region_free(bm: &[u8], lo: u64, hi: u64, b: u64) -> bool {
     let s = region_of(b);
-    s >= lo && s + HUGE_BLOCKS <= hi && find_set(bm, s, s + HUGE_BLOCKS).is_none()
+    let e = s.saturating_add(HUGE_BLOCKS);
+    s >= lo && e <= hi && find_set(bm, s, e).is_none()
 }
 
 /// First run of `len` clear bits in `lo .. hi` starting `phase` modulo
@@ -253,7 +254,7 @@ fn choose_small(bm: &[u8], lo: u64, hi: u64, want: u64, hint: u64) -> Option<(u6
             };
             if region_free(bm, lo, hi, s) {
                 skips += 1;
-                pos = region_of(s) + HUGE_BLOCKS;
+                pos = region_of(s).saturating_add(HUGE_BLOCKS);
                 continue;
             }
             return Some((s, clip(s)));
@@ -305,7 +306,7 @@ pub fn choose_file_blocks(
     let r = HUGE_BLOCKS;
     let off = logical % r;
     // Blocks from `logical` to the end of the request's last region.
-    let need = (off.checked_add(want)?).next_multiple_of(r) - off;
+    let need = off.checked_add(want)?.checked_next_multiple_of(r)? - off;
     let hint = req.hint;
     if hint >= lo && hint % r == off {
         let run = free_run_len(bm, hint, hi, need);

@@ -762,3 +762,34 @@ fn file_policy_returns_free_runs() {
         }
     }
 }
+
+#[test]
+fn small_files_between_streaming_writes() {
+    // A 64 MiB file written in 1 MiB chunks with a one-block small file
+    // allocated after each chunk, on an area where every other region is
+    // partly used (an aged filesystem): the small files go to the partly
+    // used regions, not to the free half of the region the big file is
+    // streaming into.
+    let (mut bm, lo, hi) = area(256);
+    for r in (2..200u64).step_by(2) {
+        bits_set_range(&mut bm, r * HUGE_BLOCKS + 100, 200).unwrap();
+    }
+    let mut runs: Vec<(u64, u64)> = Vec::new();
+    let mut l = 0;
+    while l < 64 * 256 {
+        let hint = runs.last().map_or(0, |r| r.0 + r.1);
+        let r = req(256, hint, l >= HUGE_BLOCKS);
+        let (s, n) = choose_file_blocks(&bm, lo, hi, r, l).unwrap();
+        bits_set_range(&mut bm, s, n).unwrap();
+        runs.push((s, n));
+        l += n;
+        let (a, b) = choose_blocks(&bm, lo, hi, req(1, 0, false)).unwrap();
+        assert_ne!(
+            a % HUGE_BLOCKS,
+            256,
+            "small file at {a}, in a streaming region"
+        );
+        bits_set_range(&mut bm, a, b).unwrap();
+    }
+    assert_eq!(coverage(&runs), 100);
+}

@@ -228,9 +228,11 @@ fn find_congruent_run(bm: &[u8], lo: u64, hi: u64, hint: u64, len: u64, phase: u
 /// stay whole. (1) contiguous growth at `hint` unless it would start a
 /// whole free region; (2) the first free run of `want` from `hint`
 /// (wrapping) that does not lie in a whole free region (a run that would
-/// reach into one stops before it); (3) after skipping
-/// [`SMALL_SCAN_REGIONS`] whole free regions, or if there is no such run,
-/// first fit of `want` from `hint`; (4) the first free fragment.
+/// reach into one stops before it), nor in the free tail of a region used
+/// from its start up to a 1 MiB multiple (a file streaming into it);
+/// (3) such a tail, if (2) found none; (4) after skipping
+/// [`SMALL_SCAN_REGIONS`] whole free regions and tails, or if there is no
+/// such run, first fit of `want` from `hint`; (5) the first free fragment.
 fn choose_small(bm: &[u8], lo: u64, hi: u64, want: u64, hint: u64) -> Option<(u64, u64)> {
     // The part of `s .. s + want` before a whole free region it reaches.
     let clip = |s: u64| -> u64 {
@@ -241,24 +243,44 @@ fn choose_small(bm: &[u8], lo: u64, hi: u64, want: u64, hint: u64) -> Option<(u6
             want
         }
     };
+    // A region used from its start up to a multiple of 1 MiB and free
+    // from there to its end: most likely a file streaming into it (a
+    // write(2) of 1 MiB chunks whose next chunk continues there).
+    let streaming = |s: u64| -> bool {
+        let (rs, k) = (region_of(s), s % HUGE_BLOCKS);
+        let re = rs.saturating_add(HUGE_BLOCKS);
+        k != 0
+            && k.is_multiple_of(STREAM_BLOCKS)
+            && re <= hi
+            && find_clear(bm, rs, s).is_none()
+            && find_set(bm, s, re).is_none()
+    };
     if hint >= lo && run_is_free(bm, hint, want, hi) && !region_free(bm, lo, hi, hint) {
         return Some((hint, clip(hint)));
     }
     let h = hint.clamp(lo, hi);
     let mut skips = 0;
+    let mut spare = None;
     for (from, to) in [(h, hi), (lo, h.saturating_add(want - 1).min(hi))] {
         let mut pos = from;
         while skips < SMALL_SCAN_REGIONS {
             let Some(s) = find_run_from(bm, pos, to, want, 1, 0) else {
                 break;
             };
-            if region_free(bm, lo, hi, s) {
+            let whole = region_free(bm, lo, hi, s);
+            if whole || streaming(s) {
+                if !whole && spare.is_none() {
+                    spare = Some(s);
+                }
                 skips += 1;
                 pos = region_of(s).saturating_add(HUGE_BLOCKS);
                 continue;
             }
             return Some((s, clip(s)));
         }
+    }
+    if let Some(s) = spare {
+        return Some((s, clip(s)));
     }
     if let Some(s) = find_free_run(bm, lo, hi, hint, want) {
         return Some((s, want));

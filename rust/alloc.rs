@@ -48,7 +48,25 @@ impl Bitmap {
     /// when a transaction commits `Tx::alloc_blocks`; until then (or if
     /// it fails, after [`Bitmap::release`]) pmem still has them free.
     pub(crate) fn alloc_blocks(&mut self, req: AllocRequest) -> Result<(u64, u64)> {
-        let (s, n) = format::choose_blocks(&self.map, self.lo, self.hi, req).ok_or(ENOSPC)?;
+        let got = format::choose_blocks(&self.map, self.lo, self.hi, req);
+        self.take(got)
+    }
+
+    /// As [`Bitmap::alloc_blocks`], for blocks a file maps at its logical
+    /// block `logical`: the policy keeps the file's 2 MiB logical ranges
+    /// on 2 MiB-aligned physical regions (`format::choose_file_blocks`).
+    pub(crate) fn alloc_file_blocks(
+        &mut self,
+        req: AllocRequest,
+        logical: u64,
+    ) -> Result<(u64, u64)> {
+        let got = format::choose_file_blocks(&self.map, self.lo, self.hi, req, logical);
+        self.take(got)
+    }
+
+    /// Reserves the run the policy chose.
+    fn take(&mut self, got: Option<(u64, u64)>) -> Result<(u64, u64)> {
+        let (s, n) = got.ok_or(ENOSPC)?;
         format::bits_set_range(&mut self.map, s, n).map_err(|_| EIO)?;
         self.free -= n;
         Ok((s, n))

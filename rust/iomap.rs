@@ -135,7 +135,7 @@ pub(crate) fn alloc_zeroed(
         hint: fm.hint(first),
         large_file: large,
     };
-    let (phys, n) = info.blocks.lock().alloc_blocks(req)?;
+    let (phys, n) = info.blocks.lock().alloc_file_blocks(req, first)?;
     info.stats.add(stats::BLOCKS_ALLOCATED, n);
     let zero_late = bugs::zero_outside_lock();
     if !zero_late {

@@ -421,7 +421,8 @@ fn allocation_policy() {
     let mut bm = vec![0u8; (hi / 8) as usize];
     bits_set_range(&mut bm, 0, lo).unwrap();
     bit_set(&mut bm, lo + 3).unwrap();
-    // Small request: first fit from the hint, no 2 MiB waste.
+    // Small request: first fit from the hint in the region already in
+    // use, no 2 MiB waste.
     let small = AllocRequest {
         want: 2,
         hint: lo,
@@ -438,14 +439,18 @@ fn allocation_policy() {
         choose_blocks(&bm, lo, hi, big),
         Some((2 * HUGE_BLOCKS, HUGE_BLOCKS))
     );
-    // Large file growing by a little: aligned too.
+    // Large file growing by a little at logical block 0 of a range: a
+    // whole free region.
     let grow = AllocRequest {
         want: 4,
         hint: lo + 1,
         large_file: true,
     };
-    assert_eq!(choose_blocks(&bm, lo, hi, grow), Some((2 * HUGE_BLOCKS, 4)));
-    // Contiguous growth at the hint wins when free.
+    assert_eq!(
+        choose_file_blocks(&bm, lo, hi, grow, 8 * HUGE_BLOCKS),
+        Some((2 * HUGE_BLOCKS, 4))
+    );
+    // Contiguous, congruent growth at the hint wins when free.
     let cont = AllocRequest {
         want: 4,
         hint: 3 * HUGE_BLOCKS + 4,
@@ -481,6 +486,196 @@ fn allocation_policy() {
     assert_eq!(r, Some((lo, 1)));
     let full = vec![0xffu8; (hi / 8) as usize];
     assert_eq!(choose_blocks(&full, lo, hi, small), None);
+}
+
+/// A bitmap of `regions` 2 MiB regions with the first one (metadata) used.
+fn area(regions: u64) -> (Vec<u8>, u64, u64) {
+    let (lo, hi) = (HUGE_BLOCKS, regions * HUGE_BLOCKS);
+    let mut bm = vec![0u8; (hi / 8) as usize];
+    bits_set_range(&mut bm, 0, lo).unwrap();
+    (bm, lo, hi)
+}
+
+fn req(want: u64, hint: u64, large_file: bool) -> AllocRequest {
+    AllocRequest {
+        want,
+        hint,
+        large_file,
+    }
+}
+
+#[test]
+fn small_allocations_keep_whole_regions_free() {
+    let (mut bm, lo, hi) = area(8);
+    // Region 2 is partly used; regions 1 and 3.. are whole and free.
+    bit_set(&mut bm, 2 * HUGE_BLOCKS + 7).unwrap();
+    // A small request with no hint goes to region 2, not to region 1.
+    assert_eq!(
+        choose_blocks(&bm, lo, hi, req(3, 0, false)),
+        Some((2 * HUGE_BLOCKS, 3))
+    );
+    // Nor does growth at a hint that starts a whole free region.
+    assert_eq!(
+        choose_blocks(&bm, lo, hi, req(3, 3 * HUGE_BLOCKS, false)),
+        Some((2 * HUGE_BLOCKS, 3))
+    );
+    // Growth inside a partly used region is fine.
+    assert_eq!(
+        choose_blocks(&bm, lo, hi, req(3, 2 * HUGE_BLOCKS + 8, false)),
+        Some((2 * HUGE_BLOCKS + 8, 3))
+    );
+    // A run that would reach from region 2 into free region 3 stops at
+    // the boundary (the caller asks again for the rest).
+    bits_set_range(&mut bm, 2 * HUGE_BLOCKS, HUGE_BLOCKS - 10).unwrap();
+    assert_eq!(
+        choose_blocks(&bm, lo, hi, req(100, 0, false)),
+        Some((3 * HUGE_BLOCKS - 10, 10))
+    );
+    // With no partly used region, a small request takes first fit.
+    let (bm, lo, hi) = area(8);
+    assert_eq!(choose_blocks(&bm, lo, hi, req(5, 0, false)), Some((lo, 5)));
+}
+
+#[test]
+fn streaming_writes_stay_congruent() {
+    let (mut bm, lo, hi) = area(8);
+    // Region 1 partly used (a small file's blocks).
+    bits_set_range(&mut bm, lo, 10).unwrap();
+    // 1 MiB at logical 0: a whole free region (2), not the free tail of 1.
+    let a = choose_file_blocks(&bm, lo, hi, req(256, 0, false), 0).unwrap();
+    assert_eq!(a, (2 * HUGE_BLOCKS, 256));
+    bits_set_range(&mut bm, a.0, a.1).unwrap();
+    // A small file in between goes elsewhere (region 1, partly used).
+    let s = choose_blocks(&bm, lo, hi, req(4, 0, false)).unwrap();
+    assert_eq!(s, (lo + 10, 4));
+    bits_set_range(&mut bm, s.0, s.1).unwrap();
+    // The next 1 MiB continues the region.
+    let b = choose_file_blocks(&bm, lo, hi, req(256, a.0 + 256, false), 256).unwrap();
+    assert_eq!(b, (a.0 + 256, 256));
+    bits_set_range(&mut bm, b.0, b.1).unwrap();
+    // Region 3 has a used block at its end: logical 512 skips it for 4.
+    bit_set(&mut bm, 4 * HUGE_BLOCKS - 1).unwrap();
+    let c = choose_file_blocks(&bm, lo, hi, req(256, b.0 + 256, true), 512).unwrap();
+    assert_eq!(c, (4 * HUGE_BLOCKS, 256));
+    // A file whose range began elsewhere and cannot continue: a
+    // congruent tail run, else small-file space.
+    let d = choose_file_blocks(&bm, lo, hi, req(256, 0, true), 256).unwrap();
+    assert_eq!(d.0 % HUGE_BLOCKS, 256);
+    // A fault-sized request (one block of a large file) in the middle of
+    // a range gets a congruent block.
+    let e = choose_file_blocks(&bm, lo, hi, req(1, 0, true), 5 * HUGE_BLOCKS + 9).unwrap();
+    assert_eq!(e.0 % HUGE_BLOCKS, 9);
+}
+
+/// Files of an aging workload, as lists of (physical, len) runs.
+struct Aged {
+    bm: Vec<u8>,
+    lo: u64,
+    hi: u64,
+    files: Vec<Vec<(u64, u64)>>,
+}
+
+impl Aged {
+    fn used(&self) -> u64 {
+        bits_count(&self.bm, self.lo, self.hi)
+    }
+
+    /// Allocates a file of `blocks` blocks written in `chunk`-block
+    /// requests, as write(2) does through the kernel.
+    fn write(&mut self, blocks: u64, chunk: u64) -> Option<Vec<(u64, u64)>> {
+        let mut runs: Vec<(u64, u64)> = Vec::new();
+        let mut l = 0;
+        while l < blocks {
+            let want = chunk.min(blocks - l);
+            let hint = runs.last().map_or(0, |r| r.0 + r.1);
+            let r = req(want, hint, l >= HUGE_BLOCKS);
+            let (s, n) = choose_file_blocks(&self.bm, self.lo, self.hi, r, l)?;
+            bits_set_range(&mut self.bm, s, n).unwrap();
+            runs.push((s, n));
+            l += n;
+        }
+        Some(runs)
+    }
+
+    fn delete(&mut self, i: usize) {
+        for (s, n) in self.files.swap_remove(i) {
+            bits_clear_range(&mut self.bm, s, n).unwrap();
+        }
+    }
+}
+
+/// Share (percent) of `runs`' 2 MiB logical ranges on one aligned region.
+fn coverage(runs: &[(u64, u64)]) -> u64 {
+    let mut map = Vec::new();
+    for &(s, n) in runs {
+        map.extend(s..s + n);
+    }
+    let ranges = map.len() as u64 / HUGE_BLOCKS;
+    let good = map
+        .chunks_exact(HUGE_BLOCKS as usize)
+        .filter(|c| c[0] % HUGE_BLOCKS == 0 && c.windows(2).all(|w| w[1] == w[0] + 1))
+        .count() as u64;
+    good * 100 / ranges
+}
+
+#[test]
+fn aged_area_keeps_pmd_regions() {
+    // 512 MiB, aged as the guest test pmd-aged does: filled to 80% with
+    // files of 4 KiB to 6 MiB written in 1 MiB chunks, a random half
+    // deleted, refilled, a random half deleted.
+    let (bm, lo, hi) = area(256);
+    let mut a = Aged {
+        bm,
+        lo,
+        hi,
+        files: Vec::new(),
+    };
+    let mut x = 0x9e37_79b9_7f4a_7c15u64;
+    let mut rnd = move |n: u64| {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x % n
+    };
+    let target = (hi - lo) * 8 / 10;
+    for _ in 0..2 {
+        while a.used() < target {
+            let e = 12 + rnd(12);
+            let bytes = ((1u64 << e) + rnd((1u64 << e) / 2 * 3)).min(6 << 20);
+            let f = a.write(bytes.div_ceil(BLOCK_SIZE_U64), 256).unwrap();
+            a.files.push(f);
+        }
+        let mut i = 0;
+        while i < a.files.len() {
+            if rnd(2) == 0 {
+                a.delete(i);
+            } else {
+                i += 1;
+            }
+        }
+    }
+    let file = 64 * 256;
+    let whole = (1..256)
+        .filter(|r| find_set(&a.bm, r * HUGE_BLOCKS, (r + 1) * HUGE_BLOCKS).is_none())
+        .count();
+    eprintln!(
+        "aged: {} files, {}% used, {whole} whole free 2 MiB regions",
+        a.files.len(),
+        a.used() * 100 / (hi - lo)
+    );
+    let saved = a.bm.clone();
+    // write(2) in 1 MiB chunks, fallocate (one request for the whole
+    // file, looping) and PMD faults (one region per request).
+    for (chunk, what) in [(256, "write"), (file, "fallocate"), (HUGE_BLOCKS, "faults")] {
+        a.bm = saved.clone();
+        let runs = a.write(file, chunk).unwrap();
+        eprintln!("aged: {what}: coverage {}%", coverage(&runs));
+        assert!(
+            coverage(&runs) >= 99,
+            "{what}: coverage {}%",
+            coverage(&runs)
+        );
+    }
 }
 
 #[test]
@@ -592,4 +787,75 @@ fn dir_slot_changes_match_whole_block_changes() {
         dir_slot_insert(h, 3, s, 9, b"y", DT_REG),
         Err(FormatError::DirFull)
     );
+}
+
+#[test]
+fn file_policy_returns_free_runs() {
+    // Random bitmaps (runs of used and free blocks) and requests: every
+    // answer is free, inside the area and at most `want` long; `None`
+    // only when the area is full.
+    let mut x = 0x0123_4567_89ab_cdefu64;
+    let mut rnd = move |n: u64| {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x % n
+    };
+    for _ in 0..400 {
+        let hi = HUGE_BLOCKS * (2 + rnd(10)) + rnd(HUGE_BLOCKS);
+        let lo = rnd(2) * HUGE_BLOCKS + rnd(3);
+        let mut bm = vec![0u8; hi.div_ceil(8) as usize];
+        let mut b = 0;
+        while b < hi {
+            let span = if rnd(2) == 0 { 8 } else { 700 };
+            let n = 1 + rnd(span);
+            if rnd(3) != 0 {
+                bits_set_range(&mut bm, b, n.min(hi - b)).unwrap();
+            }
+            b += n;
+        }
+        for _ in 0..20 {
+            let r = req(1 + rnd(1500), rnd(hi + 10), rnd(2) == 0);
+            let logical = rnd(1 << 20);
+            match choose_file_blocks(&bm, lo, hi, r, logical) {
+                Some((s, n)) => {
+                    assert!(n >= 1 && n <= r.want, "{r:?} at {logical}: ({s}, {n})");
+                    assert!(s >= lo && s + n <= hi, "{r:?}: ({s}, {n}) outside");
+                    assert_eq!(find_set(&bm, s, s + n), None, "{r:?}: ({s}, {n}) used");
+                }
+                None => assert_eq!(find_clear(&bm, lo, hi), None, "{r:?}: None with room"),
+            }
+        }
+    }
+}
+
+#[test]
+fn small_files_between_streaming_writes() {
+    // A 64 MiB file written in 1 MiB chunks with a one-block small file
+    // allocated after each chunk, on an area where every other region is
+    // partly used (an aged filesystem): the small files go to the partly
+    // used regions, not to the free half of the region the big file is
+    // streaming into.
+    let (mut bm, lo, hi) = area(256);
+    for r in (2..200u64).step_by(2) {
+        bits_set_range(&mut bm, r * HUGE_BLOCKS + 100, 200).unwrap();
+    }
+    let mut runs: Vec<(u64, u64)> = Vec::new();
+    let mut l = 0;
+    while l < 64 * 256 {
+        let hint = runs.last().map_or(0, |r| r.0 + r.1);
+        let r = req(256, hint, l >= HUGE_BLOCKS);
+        let (s, n) = choose_file_blocks(&bm, lo, hi, r, l).unwrap();
+        bits_set_range(&mut bm, s, n).unwrap();
+        runs.push((s, n));
+        l += n;
+        let (a, b) = choose_blocks(&bm, lo, hi, req(1, 0, false)).unwrap();
+        assert_ne!(
+            a % HUGE_BLOCKS,
+            256,
+            "small file at {a}, in a streaming region"
+        );
+        bits_set_range(&mut bm, a, b).unwrap();
+    }
+    assert_eq!(coverage(&runs), 100);
 }

@@ -34,6 +34,7 @@ mod namespace;
 mod ns_errors;
 mod ns_threads;
 mod persist;
+mod pmd_aged;
 mod pmd_punch;
 mod pmd_ratio;
 mod powercut;
@@ -102,6 +103,7 @@ const TESTS: &[(&str, Test)] = &[
     ("max-size", max_size::max_size),
     ("copy-splice", copy_splice::copy_splice),
     ("pmd-ratio", pmd_ratio::pmd_ratio),
+    ("pmd-aged", pmd_aged::pmd_aged),
     ("many-extents", many_extents::many_extents),
     ("flush", flush::flush),
     ("remount", remount::remount),

@@ -81,13 +81,30 @@ impl<D: Dev> Builder<D> {
 
     /// Allocates up to `want` blocks by the format's policy and marks them.
     pub fn alloc_blocks(&mut self, want: u64, hint: u64, large_file: bool) -> Result<(u64, u64)> {
+        self.alloc_file_blocks(want, hint, large_file, None)
+    }
+
+    /// As [`Builder::alloc_blocks`], for blocks a file maps at its logical
+    /// block `logical` (`Some`): the kernel's policy for file data
+    /// (`choose_file_blocks`), so mkfs -d lays files out as rdaxfs would.
+    pub fn alloc_file_blocks(
+        &mut self,
+        want: u64,
+        hint: u64,
+        large_file: bool,
+        logical: Option<u64>,
+    ) -> Result<(u64, u64)> {
         let (lo, hi) = (self.fs.sb.data_start, self.fs.sb.data_end());
         let req = AllocRequest {
             want,
             hint: if hint == 0 { self.block_hint } else { hint },
             large_file,
         };
-        let Some((s, n)) = choose_blocks(&self.bbm, lo, hi, req) else {
+        let got = match logical {
+            Some(l) => choose_file_blocks(&self.bbm, lo, hi, req, l),
+            None => choose_blocks(&self.bbm, lo, hi, req),
+        };
+        let Some((s, n)) = got else {
             return err("out of space");
         };
         bits_set_range(&mut self.bbm, s, n)?;
@@ -137,10 +154,11 @@ impl<D: Dev> Builder<D> {
         let mut buf = vec![0u8; 256 * BLOCK_SIZE];
         while done < nblocks {
             let hint = exts.last().and_then(|e| e.physical_end()).unwrap_or(0);
-            let (start, n) = self.alloc_blocks(
+            let (start, n) = self.alloc_file_blocks(
                 (nblocks - done).min(u64::from(u32::MAX)),
                 hint,
                 done >= HUGE_BLOCKS,
+                Some(done),
             )?;
             self.copy_run(r, &mut buf, start, n, size - done * BLOCK_SIZE_U64)?;
             let e = Extent {

@@ -33,7 +33,7 @@ check() {
   if "$@" > "$logf" 2>&1; then ok "$name"; else tail -30 "$logf"; bad "$name (log: $logf)"; fi
 }
 
-if [ $run612 = 1 ]; then # the 6.12 part, up to the fstests subset
+if [ $run612 = 1 ]; then # the 6.12 part: host checks, module, initramfs
 step "host: formatting and lints"
 check cargo-fmt "$build/logs/cargo-fmt.log" cargo fmt --all -- --check
 check rustfmt-module "$build/logs/rustfmt-module.log" rustfmt --check --edition 2021 rust/rdaxfs_main.rs
@@ -68,6 +68,8 @@ else
   tail -30 "$build/logs/guest-bins.log"; bad "initramfs (log: $build/logs/guest-bins.log)"
 fi
 
+fi # (the 6.12 part goes on after boot())
+
 # boot NAME PMEM TESTS SCAN: one guest boot; counts its RDAXFS-TEST lines;
 # SCAN=1 also fails the boot on a kernel WARNING/BUG/lockdep/hung report.
 # The kernel tree, the initramfs, the results' prefix and the NVDIMM images'
@@ -94,6 +96,7 @@ boot() {
   fi
 }
 
+if [ $run612 = 1 ]; then
 if [ -f "$build/initramfs.cpio.gz" ] && [ -x "$musl/guest-test" ]; then
   all=$("$musl/guest-test" list)
   # export runs last: the host reads its tree back from the NVDIMM image.

@@ -170,7 +170,7 @@ if [ $run73 = 1 ]; then
 step "7.3: kernel"
 if [ -n "${KDIR73:-}" ]; then
   k73=$KDIR73; ok kernel-7.3
-elif make -s KVER=7.3 kernel > "$build/logs/kernel-7.3.log" 2>&1; then
+elif make -s KVER=7.3 KDIR= kernel > "$build/logs/kernel-7.3.log" 2>&1; then
   k73=$(cat "$build/kdir-7.3"); ok kernel-7.3
 else
   k73=; tail -30 "$build/logs/kernel-7.3.log"; bad "kernel-7.3 (log: $build/logs/kernel-7.3.log)"

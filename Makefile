@@ -13,20 +13,32 @@
 #   make bench [REPS=5] [QUICK=1]   fxmark-style workloads, rdaxfs vs ext4 -o dax, alternating
 #                in one boot; table, build/bench/bench.csv and PNG plots (scripts/bench.sh)
 #
-# KDIR=/path/to/linux builds the module against your own Rust-enabled 6.12.y
-# tree instead of the cached guest kernel.
+# KDIR=/path/to/linux builds the module against your own Rust-enabled tree
+# (6.12.y or 7.3.y) instead of the cached guest kernel; its series (from
+# `make kernelversion` there) selects KVER.
 #
 # KVER=7.3 (default 6.12) builds, runs and tests against the newest stable
 # kernel instead: scripts/kernel.sh fetches and builds it (cached apart from
 # 6.12), the module is built in build/src-7.3 (a tree of symlinks to the
 # sources, so that no object of one kernel is ever taken for the other's) and
 # the initramfs is build/initramfs-7.3.cpio.gz: both kernels' builds coexist.
+# `make check` runs both kernels (CHECK_ONLY=6.12 or 7.3: one of them).
 
 TOP    := $(CURDIR)
 BUILD  := $(TOP)/build
 export PATH := $(HOME)/.cargo/bin:$(PATH)
 MUSL   := x86_64-unknown-linux-musl
 BINDIR := $(TOP)/target/$(MUSL)/release
+ifneq ($(KDIR),)
+KDIR_SERIES := $(shell $(MAKE) -s --no-print-directory -C '$(KDIR)' kernelversion 2>/dev/null | cut -d. -f1,2)
+ifeq ($(KDIR_SERIES),)
+$(error KDIR=$(KDIR) is not a configured kernel tree (make kernelversion failed there))
+endif
+KVER   ?= $(KDIR_SERIES)
+ifneq ($(KVER),$(KDIR_SERIES))
+$(error KDIR=$(KDIR) is a $(KDIR_SERIES) tree but KVER=$(KVER): drop KVER or name a $(KVER) tree)
+endif
+endif
 KVER   ?= 6.12
 ifeq ($(KVER),6.12)
 KDIRFILE := $(BUILD)/kdir
@@ -121,13 +133,21 @@ stress: module guest-bins
 	@scripts/fstests.sh initramfs $(BUILD)/fstests-initramfs.cpio.gz
 	@scripts/stress.sh $(DURATION) $(BUILD)/stress.log
 
-check: setup kernel
+# Both kernels must exist first (the 7.3 one unless CHECK_ONLY=6.12 or a
+# KDIR73= tree is given).
+check: setup
+ifneq ($(CHECK_ONLY),7.3)
+	@$(MAKE) --no-print-directory kernel
+endif
+ifeq ($(if $(KDIR73),y)$(filter 6.12,$(CHECK_ONLY)),)
+	@$(MAKE) --no-print-directory KVER=7.3 KDIR= kernel
+endif
 	@scripts/check.sh
 
 CUTS ?= 200
 powercut: initramfs tools
 	cargo build --release -p rdaxfs-guest
-	scripts/powercut.sh --cuts $(CUTS)
+	KDIR=$(KTREE) INITRD=$(INITRD) scripts/powercut.sh --cuts $(CUTS)
 
 # Mount time after a power cut against the number of files:
 #   make mount-time [FILES="0 10000 100000"] [MT_CUTS=2 (cuts per file count)]

@@ -1,14 +1,27 @@
 #!/usr/bin/env bash
 # Everything `make check` runs: host tests, module build with clippy, format
 # checks, the log scanner's own tests, and the guest suite in both pmem
-# configurations. Prints one line per result and ends with "N passed, N failed".
+# configurations, on the 6.12 LTS kernel and then on 7.3 (the newest stable
+# one: its module build with clippy, the main guest list, the crash pair and
+# the teeth; results prefixed guest-7.3/). Prints one line per result and
+# ends with "N passed, N failed" counting both kernels.
+# CHECK_ONLY=6.12 or CHECK_ONLY=7.3 runs one kernel's part alone (the host
+# checks and fstests belong to the 6.12 part). KDIR= and KDIR73= name the
+# kernel trees (default: the cached ones, build/kdir and build/kdir-7.3).
 set -uo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
 export PATH=$HOME/.cargo/bin:$PATH
 build=$top/build
 mkdir -p "$build/logs"
-kdir=${KDIR:-$(cat "$build/kdir")}
+kdir=${KDIR:-$(cat "$build/kdir" 2> /dev/null)}
+run612=1 run73=1
+case ${CHECK_ONLY:-} in
+  "") ;;
+  6.12) run73=0 ;;
+  7.3) run612=0 ;;
+  *) echo "check: CHECK_ONLY=${CHECK_ONLY} is not a kernel series (6.12 or 7.3)" >&2; exit 2 ;;
+esac
 passed=0 failed=0
 failures=()
 ok()   { passed=$((passed + 1)); echo "check: PASS $1"; }
@@ -20,6 +33,7 @@ check() {
   if "$@" > "$logf" 2>&1; then ok "$name"; else tail -30 "$logf"; bad "$name (log: $logf)"; fi
 }
 
+if [ $run612 = 1 ]; then # the 6.12 part: host checks, module, initramfs
 step "host: formatting and lints"
 check cargo-fmt "$build/logs/cargo-fmt.log" cargo fmt --all -- --check
 check rustfmt-module "$build/logs/rustfmt-module.log" rustfmt --check --edition 2021 rust/rdaxfs_main.rs
@@ -54,28 +68,35 @@ else
   tail -30 "$build/logs/guest-bins.log"; bad "initramfs (log: $build/logs/guest-bins.log)"
 fi
 
+fi # (the 6.12 part goes on after boot())
+
 # boot NAME PMEM TESTS SCAN: one guest boot; counts its RDAXFS-TEST lines;
 # SCAN=1 also fails the boot on a kernel WARNING/BUG/lockdep/hung report.
+# The kernel tree, the initramfs, the results' prefix and the NVDIMM images'
+# prefix are $gkdir, $ginitrd, $gtag and $gimg (6.12's unless the 7.3 part
+# sets them).
+gkdir=$kdir ginitrd=$build/initramfs.cpio.gz gtag=guest gimg=$build/nvdimm-
 boot() {
-  local name=$1 pmem=$2 tests=$3 scan=$4 img=${5:-$build/nvdimm-$1.img}
-  local log=$build/logs/guest-$name.log
+  local name=$1 pmem=$2 tests=$3 scan=$4 img=${5:-$gimg$1.img}
+  local log=$build/logs/$gtag-$name.log
   [ -n "${5:-}" ] || rm -f "$img"
-  step "guest: $name ($pmem pmem)"
-  scripts/guest.sh --kernel "$kdir/arch/x86/boot/bzImage" --initrd "$build/initramfs.cpio.gz" \
+  step "$gtag: $name ($pmem pmem)"
+  scripts/guest.sh --kernel "$gkdir/arch/x86/boot/bzImage" --initrd "$ginitrd" \
     --pmem "$pmem" --image "$img" --smp 4 --tests "$tests" --timeout 1500 --log "$log" > /dev/null
   local n=0
   while read -r _ t res secs; do
     n=$((n + 1))
-    if [ "$res" = PASS ]; then ok "guest/$name/$t ($secs)"; else bad "guest/$name/$t (log: $log)"; fi
+    if [ "$res" = PASS ]; then ok "$gtag/$name/$t ($secs)"; else bad "$gtag/$name/$t (log: $log)"; fi
   done < <(grep -a '^RDAXFS-TEST: ' "$log" | tr -d '\r')
   local expected
   expected=$(echo "$tests" | tr , '\n' | grep -c .)
-  [ "$n" -eq "$expected" ] || bad "guest/$name: only $n of $expected tests reported (crash or timeout? log: $log)"
+  [ "$n" -eq "$expected" ] || bad "$gtag/$name: only $n of $expected tests reported (crash or timeout? log: $log)"
   if [ "$scan" = 1 ]; then
-    if scripts/logscan.sh "$log"; then ok "guest/$name/kernel-log-clean"; else bad "guest/$name/kernel-log-clean (log: $log)"; fi
+    if scripts/logscan.sh "$log"; then ok "$gtag/$name/kernel-log-clean"; else bad "$gtag/$name/kernel-log-clean (log: $log)"; fi
   fi
 }
 
+if [ $run612 = 1 ]; then
 if [ -f "$build/initramfs.cpio.gz" ] && [ -x "$musl/guest-test" ]; then
   all=$("$musl/guest-test" list)
   # export runs last: the host reads its tree back from the NVDIMM image.
@@ -147,6 +168,53 @@ if [ -f rdaxfs.ko ] && scripts/fstests.sh initramfs "$build/fstests-initramfs.cp
 else
   tail -30 "$build/logs/fstests-initramfs.log" 2> /dev/null; bad "fstests-initramfs (log: $build/logs/fstests-initramfs.log)"
 fi
+fi # the 6.12 part
+
+# The same source tree on 7.3 (README, "Kernels"): the kernel (the Makefile's
+# check target builds it before this script; built and cached here when
+# missing), the module with clippy, and the boots that exercise what differs
+# between the kernels (DAX layout breaking and its waits, the fault, flush
+# and truncate paths, recovery after an unclean stop): the main list on
+# memmap (without the benchmarks), the crash pair on the NVDIMM, and the
+# teeth (a boot each, logs not scanned, as above).
+if [ $run73 = 1 ]; then
+step "7.3: kernel"
+if [ -n "${KDIR73:-}" ]; then
+  k73=$KDIR73; ok kernel-7.3
+elif make -s KVER=7.3 KDIR= kernel > "$build/logs/kernel-7.3.log" 2>&1; then
+  k73=$(cat "$build/kdir-7.3"); ok kernel-7.3
+else
+  k73=; tail -30 "$build/logs/kernel-7.3.log"; bad "kernel-7.3 (log: $build/logs/kernel-7.3.log)"
+fi
+if [ -n "$k73" ]; then
+  step "7.3: module build with CLIPPY=1 (warnings fail)"
+  make -s KVER=7.3 KDIR="$k73" CLIPPY=1 module > "$build/logs/module-7.3.log" 2>&1
+  rc=$?
+  if [ $rc -eq 0 ] && ! grep -qE '^(warning|error)' "$build/logs/module-7.3.log"; then ok module-clippy-7.3; else head -60 "$build/logs/module-7.3.log"; bad "module-clippy-7.3 (log: $build/logs/module-7.3.log)"; fi
+  step "7.3: guest programs and initramfs"
+  musl=$top/target/x86_64-unknown-linux-musl/release
+  if [ $rc -eq 0 ] &&
+     cargo build --release --target x86_64-unknown-linux-musl -p rdaxfs-guest -p rdaxfs-tools > "$build/logs/guest-bins-7.3.log" 2>&1 &&
+     scripts/initramfs.sh "$build/src-7.3/rdaxfs.ko" "$musl" "$build/initramfs-7.3.cpio.gz" >> "$build/logs/guest-bins-7.3.log" 2>&1; then
+    ok initramfs-7.3
+    gkdir=$k73 ginitrd=$build/initramfs-7.3.cpio.gz gtag=guest-7.3 gimg=$build/nvdimm-7.3-
+    all=$("$musl/guest-test" list)
+    # The main list less the benchmarks (bench*: figures against ext4-DAX,
+    # not pass/fail; bench-faults alone takes minutes under a loaded TCG).
+    main=$( (echo "$all" | grep -v -e '-teeth$' -e '^export$' -e '^crash-' -e '^bench'; echo export) | paste -sd, -)
+    boot memmap memmap "$main" 1
+    rm -f "$build/nvdimm-7.3-crash.img"
+    boot crash-1 nvdimm crash-prepare 1 "$build/nvdimm-7.3-crash.img"
+    boot crash-2 nvdimm crash-recover 1 "$build/nvdimm-7.3-crash.img"
+    for t in $(echo "$all" | grep -e '-teeth$' | grep -v '^crash-explore-'); do
+      boot "$t" memmap "$t" 0
+    done
+    rm -f "$build"/nvdimm-7.3-*.img
+  else
+    tail -30 "$build/logs/guest-bins-7.3.log" 2> /dev/null; bad "initramfs-7.3 (log: $build/logs/guest-bins-7.3.log)"
+  fi
+fi
+fi # the 7.3 part
 
 echo
 if [ ${#failures[@]} -gt 0 ]; then

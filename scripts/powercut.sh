@@ -32,6 +32,8 @@
 #                must then FAIL with lost or wrong durable files.
 # Needs: make initramfs tools, and `cargo build --release -p rdaxfs-guest`
 # (host-verify). Prints one line per cut and a summary line; exits 0 on PASS.
+# KDIR= and INITRD= choose the kernel tree and initramfs (default: 6.12's,
+# build/kdir and build/initramfs.cpio.gz; `make KVER=7.3 powercut` passes 7.3's).
 set -uo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 export PATH=$HOME/.cargo/bin:$PATH
@@ -53,7 +55,7 @@ while [ $# -gt 0 ]; do
 done
 kdir=${KDIR:-$(cat "$top/build/kdir" 2>/dev/null)}
 kernel=$kdir/arch/x86/boot/bzImage
-initrd=$top/build/initramfs.cpio.gz
+initrd=${INITRD:-$top/build/initramfs.cpio.gz}
 gt=$top/target/x86_64-unknown-linux-musl/release/guest-test  # static: runs on the host too
 fsck=$top/target/release/fsck-rdaxfs
 hv=$top/target/release/host-verify

@@ -289,6 +289,20 @@ bool rdaxfs_dir_emit(struct dir_context *ctx, const char *name, int len, u64 ino
 	return dir_emit(ctx, name, len, ino, type);
 }
 void rdaxfs_file_accessed(struct file *file) { file_accessed(file); }
+
+/*
+ * The index of the first DAX entry of `mapping` in [first, last] (a
+ * zero-page entry, or the locked empty entry a fault holds while it asks
+ * the filesystem), or last + 1 if there is none.
+ */
+unsigned long rdaxfs_mapping_next_entry(struct address_space *mapping, unsigned long first, unsigned long last)
+{
+	unsigned long index = first;
+
+	if (!xa_find(&mapping->i_pages, &index, last, XA_PRESENT))
+		return last + 1;
+	return index < first ? first : index;
+}
 ssize_t rdaxfs_generic_write_sync(struct kiocb *iocb, ssize_t count) { return generic_write_sync(iocb, count); }
 size_t rdaxfs_iov_iter_count(const struct iov_iter *i) { return iov_iter_count(i); }
 void rdaxfs_iov_iter_truncate(struct iov_iter *i, u64 count) { iov_iter_truncate(i, count); }

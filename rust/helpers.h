@@ -100,6 +100,7 @@ struct inode *rdaxfs_file_inode(const struct file *file);
 struct inode *rdaxfs_d_inode(const struct dentry *dentry);
 bool rdaxfs_dir_emit(struct dir_context *ctx, const char *name, int len, u64 ino, unsigned int type);
 void rdaxfs_file_accessed(struct file *file);
+unsigned long rdaxfs_mapping_next_entry(struct address_space *mapping, unsigned long first, unsigned long last);
 ssize_t rdaxfs_generic_write_sync(struct kiocb *iocb, ssize_t count);
 size_t rdaxfs_iov_iter_count(const struct iov_iter *i);
 void rdaxfs_iov_iter_truncate(struct iov_iter *i, u64 count);

@@ -99,6 +99,13 @@ const FAULT_CHUNK: u64 = 16;
 /// published under the same lock as the faulting one, so later faults
 /// there just map them. A fault with no mapped block before it (random
 /// access) allocates its page only. `None`: not such a fault.
+///
+/// The run stops at the first page that has a DAX entry: a zero page a
+/// read fault mapped over the hole would stay mapped over the new block
+/// (a later write(2) there finds the block allocated and invalidates
+/// nothing), and a fault in progress there holds its entry locked while
+/// it waits for this allocation lock. A fault inserts that locked entry
+/// before it asks for blocks, so one that comes later finds these.
 fn fault_ahead(inode: &RInode, fm: &FileMap, flags: u32, first: u64, count: u64) -> Option<u64> {
     if flags & IOMAP_FAULT == 0 || count != 1 || first == 0 || bugs::zero_outside_lock() {
         return None;
@@ -106,7 +113,11 @@ fn fault_ahead(inode: &RInode, fm: &FileMap, flags: u32, first: u64, count: u64)
     fm.lookup(first - 1)?;
     let eof = inode.size().div_ceil(BLOCK_SIZE_U64);
     let end = ((first / FAULT_CHUNK + 1) * FAULT_CHUNK).min(eof);
-    (end > first + 1).then(|| fm.hole_len(first, end - first))
+    if end <= first + 1 {
+        return None;
+    }
+    let end = inode.first_dax_entry(first + 1, end - 1).min(end);
+    Some(fm.hole_len(first, end - first))
 }
 
 /// Allocates up to `want` blocks for logical block `first` (a hole),

@@ -346,6 +346,13 @@ fn scenarios(m: u64) -> Vec<(&'static str, Vec<Op>)> {
     use Op::*;
     vec![
         (
+            // A fault right after a mapped block allocates ahead; pages
+            // still mapping the zero page must not be among those blocks
+            // (a pwrite there would not replace the zero page).
+            "stores front to back over zero pages, then pwrite ahead",
+            vec![Trunc(16 * K), Store(0, 1), Store(K, 1), Write(2 * K, 100)],
+        ),
+        (
             "fallocate 0 over a PTE zero page, then pwrite",
             vec![Trunc(2 * K), Falloc(0, K, K), Write(K, 1)],
         ),

@@ -204,6 +204,15 @@ impl<T: FileSystem> Inode<T> {
         self.r().i_mapping
     }
 
+    /// The first page index in `first..=last` that has a DAX entry in the
+    /// mapping (a zero page a read fault installed over a hole, or the
+    /// entry a fault in progress holds locked), or `last + 1`.
+    pub(crate) fn first_dax_entry(&self, first: u64, last: u64) -> u64 {
+        // SAFETY: a live inode's mapping; the xarray lookup takes the RCU
+        // read lock itself and holds no reference after it returns.
+        unsafe { bindings::rdaxfs_mapping_next_entry(self.mapping(), first as _, last as _) as u64 }
+    }
+
     /// Whether the file may grow to `size` bytes: RLIMIT_FSIZE (which
     /// also sends SIGXFSZ) and `s_maxbytes`; `EFBIG` if not.
     pub(crate) fn newsize_ok(&self, size: u64) -> Result {

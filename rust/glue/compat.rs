@@ -39,6 +39,29 @@ pub(crate) fn vec_truncate<T: Copy, A: kernel::alloc::Allocator>(
     }
 }
 
+/// Sets the length of the empty vector `v` to `n` after its first `n`
+/// elements were written through its pointer (6.12: `set_len`, 7.3:
+/// `inc_len`).
+///
+/// # Safety
+/// `v` is empty, has capacity for `n` elements, and the first `n` are
+/// initialised.
+pub(crate) unsafe fn vec_init_len<T, A: kernel::alloc::Allocator>(
+    v: &mut kernel::alloc::Vec<T, A>,
+    n: usize,
+) {
+    #[cfg(rdaxfs_k73)]
+    // SAFETY: per the contract (length 0, `n` initialised within capacity).
+    unsafe {
+        v.inc_len(n)
+    };
+    #[cfg(not(rdaxfs_k73))]
+    // SAFETY: per the contract.
+    unsafe {
+        v.set_len(n)
+    };
+}
+
 /// Inode numbers in the VFS: `unsigned long` in 6.12, `u64` in 7.3.
 #[cfg(not(rdaxfs_k73))]
 pub(crate) type Ino = usize;

@@ -189,8 +189,9 @@ impl DaxDev {
         let mut v = KVec::with_capacity(len, GFP_KERNEL)?;
         // SAFETY: the vector has room for `len` bytes.
         unsafe { self.read_raw(off, v.as_mut_ptr(), len)? };
-        // SAFETY: `read_raw` succeeded, so all `len` bytes are written.
-        unsafe { v.set_len(len) };
+        // SAFETY: `v` is empty with room for `len` bytes, and `read_raw`
+        // succeeded, so all of them are written.
+        unsafe { super::compat::vec_init_len(&mut v, len) };
         Ok(v)
     }
 

@@ -210,7 +210,13 @@ impl<T: FileSystem> Inode<T> {
     pub(crate) fn first_dax_entry(&self, first: u64, last: u64) -> u64 {
         // SAFETY: a live inode's mapping; the xarray lookup takes the RCU
         // read lock itself and holds no reference after it returns.
-        unsafe { bindings::rdaxfs_mapping_next_entry(self.mapping(), first as _, last as _) as u64 }
+        unsafe {
+            bindings::rdaxfs_mapping_next_entry(
+                self.mapping(),
+                first as ffi::c_ulong,
+                last as ffi::c_ulong,
+            ) as u64
+        }
     }
 
     /// Whether the file may grow to `size` bytes: RLIMIT_FSIZE (which

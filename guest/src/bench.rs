@@ -174,7 +174,7 @@ fn mount_variant(v: &Variant) -> TestResult {
 }
 
 /// Median, min and max.
-fn stats(xs: &[f64]) -> (f64, f64, f64) {
+pub(crate) fn stats(xs: &[f64]) -> (f64, f64, f64) {
     let mut s = xs.to_vec();
     s.sort_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
     let n = s.len();

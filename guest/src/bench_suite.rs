@@ -25,6 +25,7 @@
 //! workload and repetition), `RDAXFS_BENCH_MT_FILES` (e.g. `0,10000`).
 //! Passes if every figure was produced; timings are not pass/fail.
 
+use crate::bench::stats;
 use crate::util::*;
 use std::collections::BTreeMap;
 use std::fs;
@@ -173,19 +174,6 @@ impl Figures {
             .or_default()
             .push(v);
     }
-}
-
-/// Median, min and max.
-fn stats(xs: &[f64]) -> (f64, f64, f64) {
-    let mut s = xs.to_vec();
-    s.sort_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
-    let n = s.len();
-    let med = if n % 2 == 1 {
-        s[n / 2]
-    } else {
-        (s[n / 2 - 1] + s[n / 2]) / 2.0
-    };
-    (med, s[0], s[n - 1])
 }
 
 /// Runs `f(t)` in `threads` threads released together by a barrier;

@@ -383,7 +383,7 @@ bool rdaxfs_mmap_supported(struct vm_area_struct *vma, struct dax_device *dax_de
 }
 
 void rdaxfs_cond_resched(void) { cond_resched(); }
-u64 rdaxfs_ktime_ns(void) { return ktime_get_ns(); }
+u64 rdaxfs_ktime_ns(void) { return ktime_get_mono_fast_ns(); }
 int rdaxfs_finish_open_simple(struct file *file) { return finish_open_simple(file, 0); }
 /*
  * TEST ONLY: the pmem store trace behind the crash-state explorer

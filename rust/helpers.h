@@ -132,7 +132,8 @@ struct dentry *rdaxfs_debugfs_add(const char *dev, u64 *vals, const char *const 
 void rdaxfs_debugfs_remove(struct dentry *dir);
 bool rdaxfs_mmap_supported(struct vm_area_struct *vma, struct dax_device *dax_dev);
 void rdaxfs_cond_resched(void);
-/* Monotonic clock in nanoseconds (ktime_get_ns). */
+/* Monotonic clock in nanoseconds (ktime_get_mono_fast_ns: no seqcount
+ * retry loop or lock tracking, cheap enough for per-transaction timing). */
 u64 rdaxfs_ktime_ns(void);
 /* Opens @file on the dentry it was created with (finish_open_simple). */
 int rdaxfs_finish_open_simple(struct file *file);

@@ -502,7 +502,11 @@ pub(crate) fn stage_extents(
         from = from.min(need.saturating_sub(1));
     }
     let rest = fm.ext.get(INLINE_EXTENTS..).unwrap_or(&[]);
-    let mut buf = KVec::from_elem(0u8, BLOCK_SIZE, GFP_KERNEL)?;
+    // A block for the new ones (most transactions have none).
+    let mut buf = KVec::new();
+    if fresh_from < need {
+        buf = KVec::from_elem(0u8, BLOCK_SIZE, GFP_KERNEL)?;
+    }
     for i in from..need {
         let lo = i * EXTENT_BLOCK_CAPACITY;
         let chunk = &rest[lo..rest.len().min(lo + EXTENT_BLOCK_CAPACITY)];
@@ -563,7 +567,7 @@ pub(crate) fn persist_with(
     let info = inode.sb().info();
     // The extent list staged below maps the pending blocks: their
     // allocation commits with it.
-    let pending = core::mem::take(&mut fm.pending);
+    let mut pending = core::mem::take(&mut fm.pending);
     match transact(info, |tx| {
         for e in pending.iter() {
             tx.alloc_reserved(e.physical, e.len.into())?;
@@ -573,6 +577,9 @@ pub(crate) fn persist_with(
     }) {
         Ok(chain) => {
             committed(inode, fm, chain);
+            // Emptied, the vector keeps its buffer for the next write.
+            crate::glue::vec_truncate(&mut pending, 0);
+            fm.pending = pending;
             Ok(())
         }
         Err(e) => {

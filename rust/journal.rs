@@ -41,6 +41,8 @@ pub(crate) struct Journal {
     /// Inodes on the orphan list, oldest first: the last one is the
     /// on-disk head, and each one's `next_orphan` names the one before it.
     pub(crate) orphans: KVec<u64>,
+    /// Buffers every transaction reuses.
+    scratch: Scratch,
     /// Transactions attempted since mount (fault injection counts them).
     attempts: u64,
     /// Transactions committed and bytes logged since mount (debugfs).
@@ -48,10 +50,10 @@ pub(crate) struct Journal {
     pub(crate) logged: u64,
     /// Where transactions spent their time since mount, in ns (the
     /// unmount line reports it): waiting for the journal lock, staging
-    /// (the caller's closure), logging and committing (steps 1 and 2 of
-    /// [`Tx::commit`]), applying in place and clearing (steps 3 and 4);
-    /// and, part of staging, reading what it stages from pmem.
-    pub(crate) ns: [u64; 5],
+    /// (the caller's closure), logging and committing (computing the
+    /// records, steps 1 and 2 of [`Tx::commit`]), applying in place and
+    /// clearing (steps 3 and 4).
+    pub(crate) ns: [u64; 4],
 }
 
 impl Journal {
@@ -63,10 +65,11 @@ impl Journal {
             seq: 0,
             sb,
             orphans: KVec::new(),
+            scratch: Scratch::new(),
             attempts: 0,
             commits: 0,
             logged: 0,
-            ns: [0; 5],
+            ns: [0; 4],
         })
     }
 }
@@ -85,12 +88,56 @@ pub(crate) enum Bits {
     Inodes,
 }
 
-/// A metadata range staged by a transaction: what pmem holds and what the
-/// transaction wants there.
+/// A metadata range staged by a transaction: `len` bytes at device offset
+/// `off`, whose committed bytes are at `at` in [`Scratch::bytes`] and the
+/// transaction's right after them.
+#[derive(Clone, Copy)]
 struct Staged {
     off: u64,
-    orig: KVec<u8>,
-    cur: KVec<u8>,
+    len: usize,
+    at: usize,
+}
+
+impl Staged {
+    /// Where the transaction's copy is in [`Scratch::bytes`].
+    fn cur(&self) -> core::ops::Range<usize> {
+        self.at + self.len..self.at + 2 * self.len
+    }
+}
+
+/// What a transaction builds, kept in the journal between transactions so
+/// that once the buffers have grown a commit allocates nothing. Emptied at
+/// the start of every transaction.
+struct Scratch {
+    staged: KVec<Staged>,
+    /// The staged ranges' bytes (see [`Staged`]).
+    bytes: KVVec<u8>,
+    freed_blocks: KVec<(u64, u64)>,
+    freed_inodes: KVec<u64>,
+    taken_blocks: KVec<(u64, u64)>,
+    taken_inodes: KVec<u64>,
+}
+
+impl Scratch {
+    fn new() -> Self {
+        Self {
+            staged: KVec::new(),
+            bytes: KVVec::new(),
+            freed_blocks: KVec::new(),
+            freed_inodes: KVec::new(),
+            taken_blocks: KVec::new(),
+            taken_inodes: KVec::new(),
+        }
+    }
+
+    fn clear(&mut self) {
+        glue::vec_truncate(&mut self.staged, 0);
+        glue::vec_truncate(&mut self.bytes, 0);
+        glue::vec_truncate(&mut self.freed_blocks, 0);
+        glue::vec_truncate(&mut self.freed_inodes, 0);
+        glue::vec_truncate(&mut self.taken_blocks, 0);
+        glue::vec_truncate(&mut self.taken_inodes, 0);
+    }
 }
 
 /// How a transaction changes the orphan list.
@@ -110,18 +157,18 @@ pub(crate) struct Tx<'a> {
     sb_old: Superblock,
     orphans: &'a mut KVec<u64>,
     orphan_op: Option<OrphanOp>,
-    staged: KVec<Staged>,
-    freed_blocks: KVec<(u64, u64)>,
-    freed_inodes: KVec<u64>,
-    taken_blocks: KVec<(u64, u64)>,
-    taken_inodes: KVec<u64>,
+    s: &'a mut Scratch,
     stats: (&'a mut u64, &'a mut u64),
-    ns: &'a mut [u64; 5],
+    ns: &'a mut [u64; 4],
 }
 
-/// Nanoseconds since `t` (0 if the clock went backwards).
-fn since(t: u64) -> u64 {
-    glue::now_ns().saturating_sub(t)
+/// Nanoseconds since `*t` (0 if the clock went backwards); `*t` becomes
+/// now, so consecutive laps share one clock read.
+fn lap(t: &mut u64) -> u64 {
+    let now = glue::now_ns();
+    let d = now.saturating_sub(*t);
+    *t = now;
+    d
 }
 
 fn fe(_: FormatError) -> Error {
@@ -134,37 +181,40 @@ impl Tx<'_> {
     /// A range must be staged with the same bounds every time: one that
     /// overlaps another staged range is refused (the two copies would
     /// disagree about the bytes they share).
-    fn stage(&mut self, off: u64, len: usize) -> Result<usize> {
+    fn stage(&mut self, off: u64, len: usize) -> Result<Staged> {
         let end = off + len as u64;
-        for (i, s) in self.staged.iter().enumerate() {
-            let s_end = s.off + s.cur.len() as u64;
-            if s.off == off && s.cur.len() == len {
-                return Ok(i);
+        for s in self.s.staged.iter() {
+            let s_end = s.off + s.len as u64;
+            if s.off == off && s.len == len {
+                return Ok(*s);
             }
             if off < s_end && s.off < end {
                 pr_err!(
                     "journal: staged ranges {}+{} and {}+{} overlap\n",
                     s.off,
-                    s.cur.len(),
+                    s.len,
                     off,
                     len
                 );
                 return Err(EIO);
             }
         }
-        let t0 = glue::now_ns();
-        let orig = self.info.dax.read_vec(off, len)?;
-        let mut cur = KVec::with_capacity(len, GFP_KERNEL)?;
-        cur.extend_from_slice(&orig, GFP_KERNEL)?;
-        self.staged.push(Staged { off, orig, cur }, GFP_KERNEL)?;
-        self.ns[4] += since(t0);
-        Ok(self.staged.len() - 1)
+        let bytes = &mut self.s.bytes;
+        let at = bytes.len();
+        self.info.dax.read_append(bytes, off, len)?;
+        let r = glue::vec_extend_from_within(bytes, at, len)
+            .and_then(|()| Ok(self.s.staged.push(Staged { off, len, at }, GFP_KERNEL)?));
+        if let Err(e) = r {
+            glue::vec_truncate(&mut self.s.bytes, at);
+            return Err(e);
+        }
+        Ok(Staged { off, len, at })
     }
 
     /// The staged copy of the `len` bytes at device offset `off`.
     pub(crate) fn bytes(&mut self, off: u64, len: usize) -> Result<&mut [u8]> {
-        let i = self.stage(off, len)?;
-        Ok(&mut self.staged[i].cur)
+        let s = self.stage(off, len)?;
+        Ok(&mut self.s.bytes[s.cur()])
     }
 
     /// The staged copies of two disjoint ranges at once.
@@ -173,14 +223,14 @@ impl Tx<'_> {
         (off_a, len_a): (u64, usize),
         (off_b, len_b): (u64, usize),
     ) -> Result<(&mut [u8], &mut [u8])> {
-        let a = self.stage(off_a, len_a)?;
-        let b = self.stage(off_b, len_b)?;
-        if a < b {
-            let (lo, hi) = self.staged.split_at_mut(b);
-            Ok((&mut lo[a].cur, &mut hi[0].cur))
-        } else if b < a {
-            let (lo, hi) = self.staged.split_at_mut(a);
-            Ok((&mut hi[0].cur, &mut lo[b].cur))
+        let a = self.stage(off_a, len_a)?.cur();
+        let b = self.stage(off_b, len_b)?.cur();
+        if a.end <= b.start {
+            let (lo, hi) = self.s.bytes.split_at_mut(b.start);
+            Ok((&mut lo[a], &mut hi[..b.end - b.start]))
+        } else if b.end <= a.start {
+            let (lo, hi) = self.s.bytes.split_at_mut(a.start);
+            Ok((&mut hi[..a.end - a.start], &mut lo[b]))
         } else {
             Err(EINVAL)
         }
@@ -242,7 +292,7 @@ impl Tx<'_> {
     /// on the reservation is the transaction's: if it does not commit, it
     /// gives the blocks back.
     pub(crate) fn alloc_blocks(&mut self, first: u64, count: u64) -> Result {
-        self.taken_blocks.push((first, count), GFP_KERNEL)?;
+        self.s.taken_blocks.push((first, count), GFP_KERNEL)?;
         self.bits(Bits::Blocks, true, first, count)
     }
 
@@ -263,21 +313,21 @@ impl Tx<'_> {
     /// Frees blocks; memory gives them out again once this has committed.
     pub(crate) fn free_blocks(&mut self, first: u64, count: u64) -> Result {
         self.bits(Bits::Blocks, false, first, count)?;
-        self.freed_blocks.push((first, count), GFP_KERNEL)?;
+        self.s.freed_blocks.push((first, count), GFP_KERNEL)?;
         Ok(())
     }
 
     /// Marks inode number `ino` (reserved in memory) as allocated; like
     /// [`Tx::alloc_blocks`], an uncommitted transaction gives it back.
     pub(crate) fn alloc_inode(&mut self, ino: u64) -> Result {
-        self.taken_inodes.push(ino, GFP_KERNEL)?;
+        self.s.taken_inodes.push(ino, GFP_KERNEL)?;
         self.bits(Bits::Inodes, true, ino - 1, 1)
     }
 
     /// Frees inode number `ino` (after this commits).
     pub(crate) fn free_inode(&mut self, ino: u64) -> Result {
         self.bits(Bits::Inodes, false, ino - 1, 1)?;
-        self.freed_inodes.push(ino, GFP_KERNEL)?;
+        self.s.freed_inodes.push(ino, GFP_KERNEL)?;
         Ok(())
     }
 
@@ -319,13 +369,13 @@ impl Tx<'_> {
     }
 
     /// Logs, commits, applies. Nothing has reached pmem's metadata (other
-    /// than [`Tx::write_new`] blocks) before this.
-    fn commit(&mut self) -> Result {
+    /// than [`Tx::write_new`] blocks) before this. `t` is the clock at the
+    /// start of the call (and at its end, after).
+    fn commit(&mut self, t: &mut u64) -> Result {
         let info = self.info;
-        for s in self.staged.iter() {
-            self.w
-                .diff(s.off, &s.orig, &s.cur)
-                .map_err(|_| code_efbig())?;
+        for s in self.s.staged.iter() {
+            let (orig, cur) = self.s.bytes[s.at..s.at + 2 * s.len].split_at(s.len);
+            self.w.diff(s.off, orig, cur).map_err(|_| code_efbig())?;
         }
         if *self.sb != self.sb_old {
             let mut old = [0u8; SB_SIZE];
@@ -350,7 +400,6 @@ impl Tx<'_> {
         let len = self.w.finish(seq).map_err(fe)?;
         let bytes = self.w.as_bytes();
         let (head, recs) = bytes.split_at(format::JOURNAL_HEADER);
-        let t0 = glue::now_ns();
         // 1. Records (and write_new blocks) durable before the header.
         info.dax.write(area(info) + head.len() as u64, recs)?;
         info.dax.fence();
@@ -362,23 +411,22 @@ impl Tx<'_> {
         *self.seq = seq;
         *self.stats.0 += 1;
         *self.stats.1 += len as u64;
-        self.ns[2] += since(t0);
-        let t0 = glue::now_ns();
+        self.ns[2] += lap(t);
         // TEST ONLY (test_commit_delay_us): the committed transaction
         // waits here, where a power cut leaves it for mount to replay.
         crate::glue::bugs::commit_delay();
         // 3. Apply in place. An I/O error here leaves the committed log for
         // the next mount to replay; nothing more may be written.
         let tx = journal_read(bytes).map_err(fe)?.ok_or(EIO)?;
-        let mut t = Target(&info.dax);
+        let mut tgt = Target(&info.dax);
         for r in tx.records() {
-            journal_apply(&mut t, &r.map_err(fe)?).map_err(fe)?;
+            journal_apply(&mut tgt, &r.map_err(fe)?).map_err(fe)?;
         }
         info.dax.fence();
         // 4. Clear the commit mark.
         info.dax.write(area(info), &[0u8; 8])?;
         info.dax.fence();
-        self.ns[3] += since(t0);
+        self.ns[3] += lap(t);
         Ok(())
     }
 
@@ -415,52 +463,44 @@ impl JournalTarget for Target<'_> {
 /// (if it fails, or the power fails before the commit) not at all. `f`
 /// must not take locks above the journal lock (see `lock_order.rs`); it
 /// runs with the journal lock held. The in-memory bitmaps get the bits the
-/// transaction freed once it has committed and the lock is dropped.
+/// transaction freed once it has committed.
 pub(crate) fn transact<R>(info: &SbInfo, f: impl FnOnce(&mut Tx<'_>) -> Result<R>) -> Result<R> {
-    let (r, blocks, inodes) = {
-        let t0 = glue::now_ns();
-        let mut g = info.journal.lock();
-        let j = &mut *g;
-        j.ns[0] += since(t0);
-        let t0 = glue::now_ns();
-        let sb_old = j.sb;
-        let mut tx = Tx {
-            info,
-            w: JournalWriter::new(&mut j.buf),
-            seq: &mut j.seq,
-            attempts: &mut j.attempts,
-            sb: &mut j.sb,
-            sb_old,
-            orphans: &mut j.orphans,
-            orphan_op: None,
-            staged: KVec::new(),
-            freed_blocks: KVec::new(),
-            freed_inodes: KVec::new(),
-            taken_blocks: KVec::new(),
-            taken_inodes: KVec::new(),
-            stats: (&mut j.commits, &mut j.logged),
-            ns: &mut j.ns,
-        };
-        let r = f(&mut tx);
-        tx.ns[1] += since(t0);
-        let r = r.and_then(|r| tx.commit().map(|()| r));
-        let r = match r {
-            Ok(r) => r,
-            Err(e) => {
-                *tx.sb = tx.sb_old;
-                release(info, &tx.taken_blocks, &tx.taken_inodes);
-                return Err(e);
-            }
-        };
-        tx.finish()?;
-        (
-            r,
-            core::mem::take(&mut tx.freed_blocks),
-            core::mem::take(&mut tx.freed_inodes),
-        )
+    let mut t = glue::now_ns();
+    let mut g = info.journal.lock();
+    let j = &mut *g;
+    j.ns[0] += lap(&mut t);
+    let sb_old = j.sb;
+    j.scratch.clear();
+    let mut tx = Tx {
+        info,
+        w: JournalWriter::new(&mut j.buf),
+        seq: &mut j.seq,
+        attempts: &mut j.attempts,
+        sb: &mut j.sb,
+        sb_old,
+        orphans: &mut j.orphans,
+        orphan_op: None,
+        s: &mut j.scratch,
+        stats: (&mut j.commits, &mut j.logged),
+        ns: &mut j.ns,
     };
-    release(info, &blocks, &inodes);
-    Ok(r)
+    let r = f(&mut tx);
+    tx.ns[1] += lap(&mut t);
+    let r = r.and_then(|r| tx.commit(&mut t).map(|()| r));
+    match r {
+        Ok(r) => {
+            tx.finish()?;
+            // The frees are committed: the allocators may hand them out
+            // again (their locks nest inside the journal's).
+            release(info, &tx.s.freed_blocks, &tx.s.freed_inodes);
+            Ok(r)
+        }
+        Err(e) => {
+            *tx.sb = tx.sb_old;
+            release(info, &tx.s.taken_blocks, &tx.s.taken_inodes);
+            Err(e)
+        }
+    }
 }
 
 /// Gives committed frees (or uncommitted reservations) back to the

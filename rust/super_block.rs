@@ -335,12 +335,11 @@ pub(crate) fn put_super(sb: &Sb) {
         logged,
     );
     pr_info!(
-        "{}: journal time: {} transactions; us waiting for the lock {}, staging {} (reading {}), logging and committing {}, applying {}\n",
+        "{}: journal time: {} transactions; us waiting for the lock {}, staging {}, logging and committing {}, applying {}\n",
         sb.id(),
         commits,
         ns[0] / 1000,
         ns[1] / 1000,
-        ns[4] / 1000,
         ns[2] / 1000,
         ns[3] / 1000,
     );

@@ -39,27 +39,49 @@ pub(crate) fn vec_truncate<T: Copy, A: kernel::alloc::Allocator>(
     }
 }
 
-/// Sets the length of the empty vector `v` to `n` after its first `n`
-/// elements were written through its pointer (6.12: `set_len`, 7.3:
-/// `inc_len`).
+/// Lengthens `v` by `n` elements after the `n` slots past its end were
+/// written through its pointer (6.12: `set_len`, 7.3: `inc_len`).
 ///
 /// # Safety
-/// `v` is empty, has capacity for `n` elements, and the first `n` are
-/// initialised.
-pub(crate) unsafe fn vec_init_len<T, A: kernel::alloc::Allocator>(
+/// `v` has capacity for `n` more elements, and the `n` slots after its
+/// last element are initialised.
+pub(crate) unsafe fn vec_inc_len<T, A: kernel::alloc::Allocator>(
     v: &mut kernel::alloc::Vec<T, A>,
     n: usize,
 ) {
     #[cfg(rdaxfs_k73)]
-    // SAFETY: per the contract (length 0, `n` initialised within capacity).
+    // SAFETY: per the contract (`n` more initialised within capacity).
     unsafe {
         v.inc_len(n)
     };
     #[cfg(not(rdaxfs_k73))]
     // SAFETY: per the contract.
     unsafe {
-        v.set_len(n)
+        v.set_len(v.len() + n)
     };
+}
+
+/// Appends a copy of `v[start..start + n]` to `v` (the kernel crate has no
+/// `extend_from_within`).
+pub(crate) fn vec_extend_from_within<T: Copy, A: kernel::alloc::Allocator>(
+    v: &mut kernel::alloc::Vec<T, A>,
+    start: usize,
+    n: usize,
+) -> kernel::error::Result {
+    let len = v.len();
+    match start.checked_add(n) {
+        Some(end) if end <= len => {}
+        _ => return Err(kernel::error::code::EINVAL),
+    }
+    v.reserve(n, kernel::alloc::flags::GFP_KERNEL)?;
+    // SAFETY: `start + n <= len`, so the source is `n` initialised
+    // elements; the destination is the `n` slots of spare capacity just
+    // reserved after them, which cannot overlap the source.
+    unsafe {
+        core::ptr::copy_nonoverlapping(v.as_ptr().add(start), v.as_mut_ptr().add(len), n);
+        vec_inc_len(v, n);
+    }
+    Ok(())
 }
 
 /// Inode numbers in the VFS: `unsigned long` in 6.12, `u64` in 7.3.

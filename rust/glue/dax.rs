@@ -183,16 +183,21 @@ impl DaxDev {
         unsafe { self.read_raw(off, buf.as_mut_ptr(), buf.len()) }
     }
 
-    /// [`DaxDev::read`] into a new vector of `len` bytes (not zeroed
-    /// first: the copy fills it).
-    pub(crate) fn read_vec(&self, off: u64, len: usize) -> Result<KVec<u8>> {
-        let mut v = KVec::with_capacity(len, GFP_KERNEL)?;
-        // SAFETY: the vector has room for `len` bytes.
-        unsafe { self.read_raw(off, v.as_mut_ptr(), len)? };
-        // SAFETY: `v` is empty with room for `len` bytes, and `read_raw`
-        // succeeded, so all of them are written.
-        unsafe { super::compat::vec_init_len(&mut v, len) };
-        Ok(v)
+    /// Appends the `len` bytes at `off` to `v` (not zeroed first: the copy
+    /// fills them). `v` is unchanged if the read fails.
+    pub(crate) fn read_append<A: kernel::alloc::Allocator>(
+        &self,
+        v: &mut kernel::alloc::Vec<u8, A>,
+        off: u64,
+        len: usize,
+    ) -> Result {
+        v.reserve(len, GFP_KERNEL)?;
+        // SAFETY: the vector has room for `len` bytes after its end.
+        unsafe { self.read_raw(off, v.as_mut_ptr().add(v.len()), len)? };
+        // SAFETY: `read_raw` succeeded, so all `len` bytes after the end,
+        // within the capacity reserved above, are written.
+        unsafe { super::compat::vec_inc_len(v, len) };
+        Ok(())
     }
 
     /// # Safety

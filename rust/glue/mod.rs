@@ -34,7 +34,7 @@ pub(crate) unsafe fn dentry_name<'a>(d: *mut bindings::dentry) -> &'a [u8] {
     }
 }
 
-pub(crate) use compat::vec_truncate;
+pub(crate) use compat::{vec_extend_from_within, vec_truncate};
 
 /// Yields the CPU if a reschedule is due (`cond_resched`). Only where
 /// sleeping is allowed.

@@ -45,7 +45,10 @@ pub(crate) fn write_iter(k: &mut Kiocb<'_, Rdaxfs>) -> Result<usize> {
     }
     k.file_modified()?;
     let old = inode.size();
-    if k.pos() + k.count() as u64 > old {
+    // Only a write reaching past EOF grows the file or maps blocks past it
+    // (`FileMap::pending`): an overwrite inside EOF commits nothing.
+    let past_eof = k.pos() + k.count() as u64 > old;
+    if past_eof {
         // The write may end past EOF: whatever a mapped store left past
         // the old EOF in its block must read as zeros, both in a gap the
         // write leaves and past the write's end (the new EOF).
@@ -61,8 +64,8 @@ pub(crate) fn write_iter(k: &mut Kiocb<'_, Rdaxfs>) -> Result<usize> {
     // write returns (and before a new size can commit).
     inode.sb().info().dax.fence();
     let grew = n.is_ok() && k.pos() > inode.size();
-    let mut fm = inode.info().map.lock();
-    if grew || !fm.pending.is_empty() {
+    let mut fm = past_eof.then(|| inode.info().map.lock());
+    if let Some(fm) = fm.as_mut().filter(|fm| grew || !fm.pending.is_empty()) {
         // The data is durable; the new size commits after it, with the
         // blocks the write mapped past the old EOF (`FileMap::pending`;
         // a failed copy still commits those it mapped, as a write inside
@@ -70,8 +73,8 @@ pub(crate) fn write_iter(k: &mut Kiocb<'_, Rdaxfs>) -> Result<usize> {
         if grew {
             inode.set_size(k.pos());
         }
-        if let Err(e) = persist(inode, &mut fm) {
-            crate::inode::drop_pending(inode, &mut fm);
+        if let Err(e) = persist(inode, fm) {
+            crate::inode::drop_pending(inode, fm);
             if grew {
                 inode.set_size(old);
             }

@@ -317,6 +317,14 @@ void rdaxfs_seq_puts(struct seq_file *m, const char *s) { seq_puts(m, s); }
 
 /* Metadata goes to pmem with cache-bypassing stores, ordered by the fence. */
 void rdaxfs_pmem_copy_to(void *dst, const void *src, size_t len) { memcpy_flushcache(dst, src, len); }
+void rdaxfs_pmem_zero(void *dst, size_t len)
+{
+	const void *zero = page_address(ZERO_PAGE(0));
+	size_t off;
+
+	for (off = 0; off < len; off += PAGE_SIZE)
+		memcpy_flushcache(dst + off, zero, PAGE_SIZE);
+}
 void rdaxfs_pmem_copy_from(void *dst, const void *src, size_t len) { memcpy(dst, src, len); }
 void rdaxfs_pmem_fence(void) { pmem_wmb(); }
 /* Metadata reads: a machine check on poison returns the bytes not copied. */

@@ -110,6 +110,9 @@ bool rdaxfs_vmf_write(const struct vm_fault *vmf);
 void rdaxfs_vma_set_dax(struct vm_area_struct *vma);
 void rdaxfs_seq_puts(struct seq_file *m, const char *s);
 void rdaxfs_pmem_copy_to(void *dst, const void *src, size_t len);
+/* Zeroes @len bytes (a multiple of PAGE_SIZE) at @dst with cache-bypassing
+ * stores, as the pmem driver zeroes a page (memcpy_flushcache of the zero page). */
+void rdaxfs_pmem_zero(void *dst, size_t len);
 void rdaxfs_pmem_copy_from(void *dst, const void *src, size_t len);
 void rdaxfs_pmem_fence(void);
 unsigned long rdaxfs_copy_mc(void *dst, const void *src, size_t len);

@@ -8,10 +8,12 @@
 #                 [--smp N] [--pmem memmap|nvdimm] [--out DIR] [--docs DIR]
 #   --quick   the smoke-test size (1 warm-up + 3 repetitions, small counts)
 #   --docs    also copy the plots and the table there (README's docs/bench)
+#   --only A,B  only the figures whose name contains A or B (e.g. DWOL,PMD;
+#             "mount" and "aged" select those phases); not with --docs
 # Needs: make initramfs.
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
-mode=full reps= warmup= ms= mtfiles= smp=4 pmem=memmap out=$top/build/bench docs=
+mode=full reps= warmup= ms= mtfiles= smp=4 pmem=memmap out=$top/build/bench docs= only=
 while [ $# -gt 0 ]; do
   case "$1" in
     --quick) mode=quick ;;
@@ -23,6 +25,7 @@ while [ $# -gt 0 ]; do
     --pmem) pmem=$2; shift ;;
     --out) out=$2; shift ;;
     --docs) docs=$2; shift ;;
+    --only) only=$2; shift ;;
     *) echo "bench.sh: unknown option $1 (see the header of $0)" >&2; exit 2 ;;
   esac
   shift
@@ -39,6 +42,10 @@ env="RDAXFS_BENCH_MODE=$mode"
 [ -z "$warmup" ] || env="$env RDAXFS_BENCH_WARMUP=$warmup"
 [ -z "$ms" ] || env="$env RDAXFS_BENCH_MS=$ms"
 [ -z "$mtfiles" ] || env="$env RDAXFS_BENCH_MT_FILES=$mtfiles"
+if [ -n "$only" ]; then
+  [ -z "$docs" ] || { echo "bench.sh: --only makes a partial table; not copied to $docs (drop --docs)" >&2; exit 2; }
+  env="$env RDAXFS_BENCH_ONLY=$only"
+fi
 img=()
 [ "$pmem" != nvdimm ] || { rm -f "$out/nvdimm.img"; img=(--image "$out/nvdimm.img"); }
 start=$(date +%s)

@@ -62,6 +62,10 @@ struct Cfg {
     mt_files: Vec<u64>,
     /// Device fill of the aging phase, in percent.
     age_fill: u64,
+    /// `RDAXFS_BENCH_ONLY`: run only the figures whose name contains one
+    /// of these (comma-separated; "mount" and "aged" name the last two
+    /// phases). Empty: everything.
+    only: Vec<String>,
 }
 
 impl Cfg {
@@ -87,7 +91,18 @@ impl Cfg {
             create_cap: if quick { 2000 } else { 8000 },
             mt_files,
             age_fill: 80,
+            only: std::env::var("RDAXFS_BENCH_ONLY")
+                .unwrap_or_default()
+                .split(',')
+                .filter(|s| !s.is_empty())
+                .map(String::from)
+                .collect(),
         }
+    }
+
+    /// Whether the figure `name` is to be run.
+    fn wants(&self, name: &str) -> bool {
+        self.only.is_empty() || self.only.iter().any(|o| name.contains(o.as_str()))
     }
 }
 
@@ -613,7 +628,10 @@ fn run_all(c: &Cfg, fs_: &Fs, rep: Option<usize>, figs: &mut Figures) -> TestRes
     fs_.mount()?;
     let base = format!("{MNT}/b");
     let res = (|| -> TestResult {
-        for g in GROUPS {
+        for g in GROUPS
+            .iter()
+            .filter(|g| g.names.iter().any(|n| c.wants(n.0)))
+        {
             // The quick size skips 2 threads (1 and 4 show the contention).
             for &threads in g.threads.iter().filter(|&&t| !(c.quick && t == 2)) {
                 setup_dirs(&base, threads)?;
@@ -967,8 +985,12 @@ pub fn bench_suite() -> TestResult {
     for r in 0..c.warmup + c.reps {
         let t = Instant::now();
         let rep = r.checked_sub(c.warmup);
-        let (w, rd) = raw_device(&c)?;
-        if let Some(rep) = rep {
+        let (w, rd) = if c.wants("seq ") {
+            raw_device(&c)?
+        } else {
+            (-1.0, -1.0)
+        };
+        if let (Some(rep), true) = (rep, w >= 0.0) {
             figs.record("seq write 1M", "MiB/s", 1, "raw-pmem", rep, w);
             figs.record("seq read 1M", "MiB/s", 1, "raw-pmem", rep, rd);
         }
@@ -982,13 +1004,15 @@ pub fn bench_suite() -> TestResult {
         );
     }
     let t = Instant::now();
-    mount_times(&c, &fss, &mut figs)?;
+    if c.wants("mount ") {
+        mount_times(&c, &fss, &mut figs)?;
+    }
     println!(
         "bench-suite: mount times done in {:.0} s",
         t.elapsed().as_secs_f64()
     );
     let t = Instant::now();
-    for f in &fss {
+    for f in fss.iter().filter(|_| c.wants("aged ")) {
         aged_coverage(&c, f, &mut figs)?;
     }
     println!(

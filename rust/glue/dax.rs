@@ -333,11 +333,40 @@ impl DaxDev {
         if trace::on() {
             trace::zero(block << PAGE_SHIFT, count << PAGE_SHIFT);
         }
-        self.zero_pages(block, count).map_err(|fault| match fault {
-            MediaFault::Driver(e) => Error::from_errno(e as i32),
-            _ => EIO,
-        })?;
+        self.zero_mapped(block, count)
+            .map_err(|fault| match fault {
+                MediaFault::Driver(e) => Error::from_errno(e as i32),
+                _ => EIO,
+            })?;
         self.fence();
+        Ok(())
+    }
+
+    /// Zeroes pages `first .. first + count` through their kernel mapping,
+    /// up to 2 MiB per mapping call; a piece the driver refuses to map
+    /// because it holds a bad block is zeroed through the driver instead
+    /// ([`DaxDev::zero_pages`], which clears the poison).
+    fn zero_mapped(&self, first: u64, count: u64) -> core::result::Result<(), MediaFault> {
+        const PIECE: u64 = 512;
+        let (mut pg, end) = (first, first + count);
+        while pg < end {
+            let n = PIECE.min(end - pg);
+            let r = self.map_pages(pg, n, |kaddr, pages| {
+                // SAFETY: `kaddr` maps `pages` whole pages of the device,
+                // blocks the caller owns (just allocated, under its lock).
+                unsafe { bindings::rdaxfs_pmem_zero(kaddr.cast(), (pages << PAGE_SHIFT) as usize) };
+                Ok(())
+            });
+            match r {
+                Ok(()) => {}
+                Err(MediaFault::BadBlock) => self.zero_pages(pg, n)?,
+                Err(e) => return Err(e),
+            }
+            pg += n;
+            if pg < end {
+                super::cond_resched();
+            }
+        }
         Ok(())
     }
 }

@@ -8,12 +8,15 @@
 #                 [--smp N] [--pmem memmap|nvdimm] [--out DIR] [--docs DIR]
 #   --quick   the smoke-test size (1 warm-up + 3 repetitions, small counts)
 #   --docs    also copy the plots and the table there (README's docs/bench)
+#   --smp N   guest vCPUs (default: the host's CPUs, at most 4: more vCPUs
+#             than host CPUs under TCG measure the host's scheduling of
+#             vCPUs, which preempts lock holders, more than the filesystems)
 #   --only A,B  only the figures whose name contains A or B (e.g. DWOL,PMD;
 #             "mount" and "aged" select those phases); not with --docs
 # Needs: make initramfs.
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
-mode=full reps= warmup= ms= mtfiles= smp=4 pmem=memmap out=$top/build/bench docs= only=
+mode=full reps= warmup= ms= mtfiles= smp=$(( $(nproc) < 4 ? $(nproc) : 4 )) pmem=memmap out=$top/build/bench docs= only=
 while [ $# -gt 0 ]; do
   case "$1" in
     --quick) mode=quick ;;

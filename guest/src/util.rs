@@ -709,7 +709,8 @@ impl Counters {
 
     /// Parses rdaxfs's unmount line for `dev`: "DEV: unmounted; blocks
     /// allocated N, bytes zeroed N, pte faults N, pmd faults N (N
-    /// fallbacks), layout waits N".
+    /// fallbacks), layout waits N", then the journal's "transactions N (N
+    /// bytes logged)" (not kept here).
     pub fn parse_unmount(line: &str, dev: &str) -> Option<Self> {
         let key = format!("{dev}: unmounted;");
         let rest = &line[line.find(&key)? + key.len()..];
@@ -718,7 +719,7 @@ impl Counters {
             .filter(|t| !t.is_empty())
             .filter_map(|t| t.parse().ok())
             .collect();
-        let [blocks_allocated, bytes_zeroed, pte_faults, pmd_faults, pmd_fallbacks, layout_waits] =
+        let [blocks_allocated, bytes_zeroed, pte_faults, pmd_faults, pmd_fallbacks, layout_waits, ..] =
             nums[..]
         else {
             return None;
@@ -1057,7 +1058,7 @@ mod tests {
 
     #[test]
     fn unmount_line_parses() {
-        let l = "[   12.345678] rdaxfs: pmem0: unmounted; blocks allocated 10, bytes zeroed 40960, pte faults 3, pmd faults 4 (5 fallbacks), layout waits 6";
+        let l = "[   12.345678] rdaxfs: pmem0: unmounted; blocks allocated 10, bytes zeroed 40960, pte faults 3, pmd faults 4 (5 fallbacks), layout waits 6, transactions 7 (8 bytes logged)";
         let c = Counters::parse_unmount(l, "pmem0").unwrap();
         assert_eq!(
             c,

@@ -43,6 +43,10 @@ pub(crate) struct Journal {
     pub(crate) orphans: KVec<u64>,
     /// Buffers every transaction reuses.
     scratch: Scratch,
+    /// The last superblock a transaction encoded, and its bytes: the next
+    /// one that changes the superblock (orphan list, counts) diffs against
+    /// them instead of encoding the old one again, if it is the same.
+    sb_enc: (Superblock, [u8; SB_SIZE]),
     /// Transactions attempted since mount (fault injection counts them).
     attempts: u64,
     /// Transactions committed and bytes logged since mount (debugfs).
@@ -66,6 +70,7 @@ impl Journal {
             sb,
             orphans: KVec::new(),
             scratch: Scratch::new(),
+            sb_enc: (Superblock::default(), [0; SB_SIZE]),
             attempts: 0,
             commits: 0,
             logged: 0,
@@ -155,6 +160,7 @@ pub(crate) struct Tx<'a> {
     attempts: &'a mut u64,
     sb: &'a mut Superblock,
     sb_old: Superblock,
+    sb_enc: &'a mut (Superblock, [u8; SB_SIZE]),
     orphans: &'a mut KVec<u64>,
     orphan_op: Option<OrphanOp>,
     s: &'a mut Scratch,
@@ -378,11 +384,18 @@ impl Tx<'_> {
             self.w.diff(s.off, orig, cur).map_err(|_| code_efbig())?;
         }
         if *self.sb != self.sb_old {
-            let mut old = [0u8; SB_SIZE];
+            if self.sb_enc.0 != self.sb_old {
+                self.sb_old.encode(&mut self.sb_enc.1).map_err(fe)?;
+                self.sb_enc.0 = self.sb_old;
+            }
             let mut new = [0u8; SB_SIZE];
-            self.sb_old.encode(&mut old).map_err(fe)?;
             self.sb.encode(&mut new).map_err(fe)?;
-            self.w.diff(0, &old, &new).map_err(|_| code_efbig())?;
+            self.w
+                .diff(0, &self.sb_enc.1, &new)
+                .map_err(|_| code_efbig())?;
+            // Kept for the next transaction; if this one does not commit,
+            // the next sees another old superblock and encodes it.
+            *self.sb_enc = (*self.sb, new);
         }
         *self.attempts += 1;
         let every = u64::from(crate::glue::bugs::inject_tx_error());
@@ -478,6 +491,7 @@ pub(crate) fn transact<R>(info: &SbInfo, f: impl FnOnce(&mut Tx<'_>) -> Result<R
         attempts: &mut j.attempts,
         sb: &mut j.sb,
         sb_old,
+        sb_enc: &mut j.sb_enc,
         orphans: &mut j.orphans,
         orphan_op: None,
         s: &mut j.scratch,

@@ -106,6 +106,25 @@ copy_with_libs() { # root file...
   done
 }
 
+# fstests' _try_scratch_mkfs_sized (common/rc) knows each filesystem's size
+# option and notruns on any other type ("Filesystem rdaxfs not supported in
+# _scratch_mkfs_sized": 23 tests of qemu/fstests.list, most of them ENOSPC
+# tests). Until fstests carries an rdaxfs case, the guest's copy of common/rc
+# gets one (mkfs.rdaxfs --size BYTES); the build and its cache are untouched,
+# and a tree that already has one is left as it is.
+mkfs_sized_case() { # common/rc
+  local rc=$1
+  if awk '/^_try_scratch_mkfs_sized\(\)/,/^}/' "$rc" | grep -q '^[[:space:]]*rdaxfs)'; then
+    return 0
+  fi
+  perl -0pi -e 's/(\n\t\*\)\n\t\t_notrun "Filesystem \$FSTYP not supported in _scratch_mkfs_sized")/\n\trdaxfs)\n\t\t\$\{MKFS_PROG\} -t \$FSTYP \$MKFS_OPTIONS "\$@" --force --size \$fssize \$SCRATCH_DEV\n\t\t;;$1/' "$rc"
+  if awk '/^_try_scratch_mkfs_sized\(\)/,/^}/' "$rc" | grep -q '^[[:space:]]*rdaxfs)'; then
+    say "common/rc: added an rdaxfs case to _try_scratch_mkfs_sized (mkfs.rdaxfs --size)"
+  else
+    say "common/rc: no place for an rdaxfs case in _try_scratch_mkfs_sized; tests using it will notrun"
+  fi
+}
+
 do_initramfs() {
   local out=$1 tree=$2 ko=$3 bindir=$4 root
   [ -f "$ko" ] || die "$ko missing (make module)"
@@ -185,6 +204,7 @@ EOF
   (cd "$tree" && tar -c --exclude='*.o' --exclude='*.lo' --exclude='*.c' --exclude='*.h' \
      --exclude='*.a' --exclude=./results --exclude=./.git --exclude=./doc --exclude=./build.log \
      --exclude='.dep' --exclude='.ltdep' .) | tar -x -C "$root/fstests"
+  mkfs_sized_case "$root/fstests/common/rc"
   # fstests' own programs (src/, ltp/) link libaio, liburing, libhandle, ...:
   # every dynamic ELF file in the tree gets its libraries.
   find "$root/fstests" "$root/usr/bin" "$root/usr/sbin" -type f -perm -u+x -print0 \
@@ -213,6 +233,10 @@ kdir() {
 # concatenated archives in order, so the big fstests initramfs is not rebuilt.
 run_cpio() { # out mode fstypes tests-file seconds test-timeout chunk control
   local out=$1 dir; dir=$(mktemp -d)
+  # The archive's "." entry sets the mode of the guest's / when unpacked:
+  # mktemp's 0700 would lock fsgqa out of every program (_require_user:
+  # "fsgqa cannot execute commands").
+  chmod 755 "$dir"
   mkdir -p "$dir/etc/fstests-run"
   printf '%s\n' "$2" > "$dir/etc/fstests-run/mode"
   printf '%s\n' "$3" > "$dir/etc/fstests-run/fstypes"

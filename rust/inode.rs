@@ -195,6 +195,15 @@ impl FileMap {
         for e in self.ext.iter_mut().filter(|e| e.logical >= from) {
             e.logical = e.logical.checked_add_signed(delta).ok_or(EINVAL)?;
         }
+        // A collapse can make the extents on either side of the removed
+        // range contiguous again: one extent, as if never split.
+        if delta < 0 && i > 0 && i < self.ext.len() {
+            if let Some(m) = format::extents_merge(self.ext[i - 1], self.ext[i]) {
+                self.touch(i - 1);
+                self.ext[i - 1] = m;
+                crate::vecs::remove(&mut self.ext, i)?;
+            }
+        }
         Ok(())
     }
 

@@ -204,10 +204,10 @@ pub fn extents_insert(arr: &mut [Extent], len: usize, new: Extent) -> Result<usi
             return Err(FormatError::ExtentOverlap);
         }
     }
-    if let Some(merged) = prev.and_then(|p| merge(p, new)) {
+    if let Some(merged) = prev.and_then(|p| extents_merge(p, new)) {
         return insert_after_merge(arr, len, pos - 1, merged);
     }
-    if let Some(merged) = next.and_then(|n| merge(new, n)) {
+    if let Some(merged) = next.and_then(|n| extents_merge(new, n)) {
         let slot = arr.get_mut(pos).ok_or(FormatError::OutOfRange)?;
         *slot = merged;
         return Ok(len);
@@ -230,7 +230,7 @@ fn insert_after_merge(
     merged: Extent,
 ) -> Result<usize, FormatError> {
     let next = arr.get(at + 1).copied().filter(|_| at + 1 < len);
-    let (value, remove_next) = match next.and_then(|n| merge(merged, n)) {
+    let (value, remove_next) = match next.and_then(|n| extents_merge(merged, n)) {
         Some(m) => (m, true),
         None => (merged, false),
     };
@@ -242,8 +242,9 @@ fn insert_after_merge(
     Ok(len)
 }
 
-/// `a` followed by `b` as one extent, if contiguous and the length fits.
-fn merge(a: Extent, b: Extent) -> Option<Extent> {
+/// `a` followed by `b` as one extent, if contiguous (logically and
+/// physically) and the length fits.
+pub fn extents_merge(a: Extent, b: Extent) -> Option<Extent> {
     if a.logical_end()? != b.logical || a.physical_end()? != b.physical {
         return None;
     }

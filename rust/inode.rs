@@ -19,7 +19,7 @@ use crate::format::{
 use crate::glue::compat::ARef;
 use crate::glue::fs::SuperBlock;
 use crate::glue::inode::{iget as vfs_iget, Iget, Inode, InodeParams, Times};
-use crate::journal::{transact, Tx};
+use crate::journal::{transact, Tx, FREE_BATCH};
 use crate::super_block::SbInfo;
 use crate::Rdaxfs;
 use kernel::alloc::KVVec;
@@ -722,11 +722,46 @@ pub(crate) fn reclaim_listed(sb: &Sb) -> Result<usize> {
         pr_info!("{}: reclaiming orphan inode {}\n", sb.id(), ino);
         // The last reference evicts it: link count 0 frees it.
         drop(iget(sb, ino)?);
+        free_deferred(info);
         // Still listed means eviction could not free it: stop, fsck fixes it.
         if info.journal.lock().orphans.last() == Some(&ino) {
             return Err(info.corrupt(sb, "orphan inode", ino));
         }
     }
+}
+
+/// Frees the evicted orphans whose freeing was deferred (see
+/// `Journal::deferred`), if any: before anything reports or records the
+/// free counts, and when inode numbers run out. If that fails they stay on
+/// the orphan list until the next mount frees them, as when an eviction
+/// fails.
+pub(crate) fn free_deferred(info: &SbInfo) {
+    let n = info.journal.lock().deferred.len();
+    if n == 0 {
+        return;
+    }
+    if let Err(e) = transact(info, |tx| tx.free_deferred()) {
+        crate::glue::vec_truncate(&mut info.journal.lock().deferred, 0);
+        pr_err!(
+            "freeing {} unlinked inodes failed ({:?}); they stay on the orphan list and are freed at the next mount\n",
+            n,
+            e
+        );
+    }
+}
+
+/// A free inode number (1-based), reserved in memory; if there is none,
+/// the deferred frees are done first.
+pub(crate) fn reserve_ino(info: &SbInfo) -> Result<u64> {
+    let r = info.inodes.lock().alloc_one(0);
+    let i = match r {
+        Ok(i) => i,
+        Err(_) => {
+            free_deferred(info);
+            info.inodes.lock().alloc_one(0)?
+        }
+    };
+    Ok(i + 1)
 }
 
 /// `evict_inode`: an inode with no links and no users is freed on disk:
@@ -744,6 +779,22 @@ pub(crate) fn evict(inode: &RInode) {
         // Never committed (its create failed): its transaction gave back
         // whatever it had reserved.
         return;
+    }
+    if fm.ext.is_empty() && fm.overflow.is_empty() {
+        // Nothing to free but the record and the number: deferred, and
+        // freed a batch per transaction (`Journal::deferred`).
+        let batch = {
+            let mut j = info.journal.lock();
+            j.deferred.push(ino, GFP_KERNEL).map(|()| j.deferred.len())
+        };
+        if let Ok(n) = batch {
+            fm.clear();
+            drop(fm);
+            if n >= FREE_BATCH {
+                free_deferred(info);
+            }
+            return;
+        }
     }
     let res = (|| -> Result {
         if fm.ext.len() > FREE_CHUNK {

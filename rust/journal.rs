@@ -41,6 +41,16 @@ pub(crate) struct Journal {
     /// Inodes on the orphan list, oldest first: the last one is the
     /// on-disk head, and each one's `next_orphan` names the one before it.
     pub(crate) orphans: KVec<u64>,
+    /// The orphan list as a transaction changes it; it becomes `orphans`
+    /// when the transaction commits (the two vectors swap, so neither is
+    /// allocated again once grown).
+    orphans_next: KVec<u64>,
+    /// Orphans already evicted that had no blocks: their records and
+    /// numbers are freed by one transaction per [`FREE_BATCH`] of them
+    /// (see `inode::evict`), or sooner when something needs the counts
+    /// right ([`free_deferred`]). Until then they stay on the orphan list,
+    /// so a crash leaves them for mount to reclaim.
+    pub(crate) deferred: KVec<u64>,
     /// Buffers every transaction reuses.
     scratch: Scratch,
     /// The last superblock a transaction encoded, and its bytes: the next
@@ -69,6 +79,8 @@ impl Journal {
             seq: 0,
             sb,
             orphans: KVec::new(),
+            orphans_next: KVec::new(),
+            deferred: KVec::new(),
             scratch: Scratch::new(),
             sb_enc: (Superblock::default(), [0; SB_SIZE]),
             attempts: 0,
@@ -145,12 +157,8 @@ impl Scratch {
     }
 }
 
-/// How a transaction changes the orphan list.
-#[derive(Clone, Copy)]
-enum OrphanOp {
-    Add(u64),
-    Remove(usize),
-}
+/// Evicted orphans without blocks freed together (see [`Journal::deferred`]).
+pub(crate) const FREE_BATCH: usize = 16;
 
 /// A transaction being built; see [`transact`].
 pub(crate) struct Tx<'a> {
@@ -162,7 +170,12 @@ pub(crate) struct Tx<'a> {
     sb_old: Superblock,
     sb_enc: &'a mut (Superblock, [u8; SB_SIZE]),
     orphans: &'a mut KVec<u64>,
-    orphan_op: Option<OrphanOp>,
+    /// The orphan list as this transaction leaves it, once it changes it.
+    orphans_next: &'a mut KVec<u64>,
+    orphans_changed: bool,
+    deferred: &'a mut KVec<u64>,
+    /// This transaction frees every deferred orphan.
+    frees_deferred: bool,
     s: &'a mut Scratch,
     stats: (&'a mut u64, &'a mut u64),
     ns: &'a mut [u64; 4],
@@ -342,16 +355,24 @@ impl Tx<'_> {
         self.sb
     }
 
+    /// The orphan list as this transaction has changed it so far.
+    fn orphan_list(&mut self) -> Result<&mut KVec<u64>> {
+        if !self.orphans_changed {
+            glue::vec_truncate(self.orphans_next, 0);
+            self.orphans_next
+                .extend_from_slice(self.orphans, GFP_KERNEL)?;
+            self.orphans_changed = true;
+        }
+        Ok(self.orphans_next)
+    }
+
     /// Puts `ino` (its record already staged or committed) on the orphan
     /// list: it becomes the head and points to the old head.
     pub(crate) fn orphan_add(&mut self, ino: u64) -> Result {
-        if self.orphan_op.is_some() {
-            return Err(EINVAL);
-        }
         let head = self.sb.orphan_head;
+        self.orphan_list()?.push(ino, GFP_KERNEL)?;
         self.update_inode(ino, |d| d.next_orphan = head)?;
         self.sb.orphan_head = ino;
-        self.orphan_op = Some(OrphanOp::Add(ino));
         Ok(())
     }
 
@@ -359,18 +380,34 @@ impl Tx<'_> {
     /// one it points to) takes its place in the record or superblock that
     /// pointed to it. Only that one pointer changes.
     pub(crate) fn orphan_remove(&mut self, ino: u64) -> Result {
-        let Some(i) = self.orphans.iter().position(|&o| o == ino) else {
+        let list = if self.orphans_changed {
+            &**self.orphans_next
+        } else {
+            &**self.orphans
+        };
+        let Some(i) = list.iter().position(|&o| o == ino) else {
             return Ok(());
         };
-        if self.orphan_op.is_some() {
-            return Err(EINVAL);
-        }
-        let next = if i == 0 { 0 } else { self.orphans[i - 1] };
-        match self.orphans.get(i + 1).copied() {
+        let next = if i == 0 { 0 } else { list[i - 1] };
+        match list.get(i + 1).copied() {
             None => self.sb.orphan_head = next,
             Some(newer) => self.update_inode(newer, |d| d.next_orphan = next)?,
         }
-        self.orphan_op = Some(OrphanOp::Remove(i));
+        crate::vecs::remove(self.orphan_list()?, i)?;
+        Ok(())
+    }
+
+    /// Frees the deferred orphans (see [`Journal::deferred`]): off the
+    /// orphan list, record cleared, number freed; their blocks were
+    /// freed before (they had none).
+    pub(crate) fn free_deferred(&mut self) -> Result {
+        for k in 0..self.deferred.len() {
+            let ino = self.deferred[k];
+            self.orphan_remove(ino)?;
+            self.clear_inode(ino)?;
+            self.free_inode(ino)?;
+        }
+        self.frees_deferred = true;
         Ok(())
     }
 
@@ -444,15 +481,13 @@ impl Tx<'_> {
     }
 
     /// Publishes the in-memory side of a committed transaction.
-    fn finish(&mut self) -> Result {
-        match self.orphan_op.take() {
-            Some(OrphanOp::Add(ino)) => self.orphans.push(ino, GFP_KERNEL)?,
-            Some(OrphanOp::Remove(i)) => {
-                crate::vecs::remove(self.orphans, i)?;
-            }
-            None => {}
+    fn finish(&mut self) {
+        if self.orphans_changed {
+            core::mem::swap(self.orphans, self.orphans_next);
         }
-        Ok(())
+        if self.frees_deferred {
+            glue::vec_truncate(self.deferred, 0);
+        }
     }
 }
 
@@ -493,7 +528,10 @@ pub(crate) fn transact<R>(info: &SbInfo, f: impl FnOnce(&mut Tx<'_>) -> Result<R
         sb_old,
         sb_enc: &mut j.sb_enc,
         orphans: &mut j.orphans,
-        orphan_op: None,
+        orphans_next: &mut j.orphans_next,
+        orphans_changed: false,
+        deferred: &mut j.deferred,
+        frees_deferred: false,
         s: &mut j.scratch,
         stats: (&mut j.commits, &mut j.logged),
         ns: &mut j.ns,
@@ -503,7 +541,7 @@ pub(crate) fn transact<R>(info: &SbInfo, f: impl FnOnce(&mut Tx<'_>) -> Result<R
     let r = r.and_then(|r| tx.commit(&mut t).map(|()| r));
     match r {
         Ok(r) => {
-            tx.finish()?;
+            tx.finish();
             // The frees are committed: the allocators may hand them out
             // again (their locks nest inside the journal's).
             release(info, &tx.s.freed_blocks, &tx.s.freed_inodes);

@@ -77,7 +77,7 @@ pub(crate) fn create(
     }
     let sb = dir.sb();
     let info = sb.info();
-    let ino = info.inodes.lock().alloc_one(0)? + 1;
+    let ino = crate::inode::reserve_ino(info)?;
     let inode = match new_inode(dir, ino, mode, symlink, rdev) {
         Ok(i) => i,
         Err(e) => {
@@ -168,7 +168,7 @@ pub(crate) fn tmpfile(dir: &RInode, mode: u32) -> Result<ARef<RInode>> {
         return Err(EINVAL);
     }
     let info = dir.sb().info();
-    let ino = info.inodes.lock().alloc_one(0)? + 1;
+    let ino = crate::inode::reserve_ino(info)?;
     let inode = match new_inode(dir, ino, mode, None, 0) {
         Ok(i) => i,
         Err(e) => {
@@ -207,7 +207,7 @@ struct Whiteout {
 impl Whiteout {
     fn new(dir: &RInode) -> Result<Self> {
         let info = dir.sb().info();
-        let ino = info.inodes.lock().alloc_one(0)? + 1;
+        let ino = crate::inode::reserve_ino(info)?;
         let inode = match new_inode(dir, ino, S_IFCHR, None, 0) {
             Ok(i) => i,
             Err(e) => {

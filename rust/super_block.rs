@@ -292,6 +292,7 @@ pub(crate) fn put_super(sb: &Sb) {
     if sb.read_only() {
         return;
     }
+    inode::free_deferred(info);
     let (b, i) = info.counts();
     // Then the backup copy, in a transaction of its own: at any moment at
     // most one of the two superblocks is being written, so recovery can
@@ -352,6 +353,7 @@ pub(crate) fn sync_fs(sb: &Sb) -> Result {
     let info = sb.info();
     info.dax.fence();
     if !sb.read_only() {
+        inode::free_deferred(info);
         let (b, i) = info.counts();
         transact(info, |tx| {
             let s = tx.sb();
@@ -425,6 +427,7 @@ fn reclaim_listed_orphans(sb: &Sb) -> Result {
 /// statfs(2).
 pub(crate) fn statfs(sb: &Sb) -> Result<StatFs> {
     let info = sb.info();
+    inode::free_deferred(info);
     Ok(StatFs {
         magic: MAGIC,
         bsize: BLOCK_SIZE as u32,

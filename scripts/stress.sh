@@ -17,6 +17,9 @@ case "$dur" in
   *) echo "stress: bad DURATION '$dur' (600, 90s, 10m, 1h)" >&2; exit 2 ;;
 esac
 [[ "$secs" =~ ^[0-9]+$ ]] && [ "$secs" -ge 10 ] || { echo "stress: DURATION must be at least 10 s" >&2; exit 2; }
+# The guest image carries this build's module and tools (fstests itself is
+# built once and cached).
+"$top/scripts/fstests.sh" initramfs "$top/build/fstests-initramfs.cpio.gz" || exit 1
 "$top/scripts/fstests.sh" run --mode stress --seconds "$secs" --log "$log" --smp 4
 tr -d '\r' < "$log" > "$log.txt"
 sum=$(grep -a '^STRESS-SUMMARY: ' "$log.txt" | tail -1 | sed 's/^STRESS-SUMMARY: //')

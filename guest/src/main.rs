@@ -69,6 +69,7 @@ const TESTS: &[(&str, Test)] = &[
     ("namespace-errors", ns_errors::namespace_errors),
     ("data", data::data),
     ("unlinked-open", unlinked::unlinked_open),
+    ("unlinked-batch", unlinked::unlinked_batch),
     ("zero-race", zero_race::zero_race),
     ("zero-race-teeth", zero_race::zero_race_teeth),
     ("persist", persist::persist),

@@ -335,7 +335,10 @@ table() { # log fstypes check_lines [list]
   # "generic/606 notrun-ok REASON" in a list: a documented feature choice,
   # so a notrun on rdaxfs passes even where ext4 -o dax runs the test.
   [ -z "${4:-}" ] || okl=$(sed -e 's/#.*//' "$4" | awk '$2 == "notrun-ok" {printf "%s ", $1}')
-  tr -d '\r' < "$log" | awk -v check_lines="$check_lines" -v notrun_ok=" $okl" '
+  # With a list, rows follow its order (several logs merged by "table").
+  local lorder=""
+  [ -z "${4:-}" ] || lorder=$(list_tests "$4" | tr '\n' ' ')
+  tr -d '\r' < "$log" | awk -v check_lines="$check_lines" -v notrun_ok=" $okl" -v lorder="$lorder" '
     /^FSTESTS-RESULT: / { res[$2 " " $3] = $4; if (!($3 in seen)) { seen[$3] = 1; order[++n] = $3 } next }
     /^FSTESTS-NOTRUN: / { k = $2 " " $3; sub(/^FSTESTS-NOTRUN: [^ ]+ [^ ]+ /, ""); why[k] = $0; next }
     /^FSTESTS-DIFF: / { k = $2 " " $3; sub(/^FSTESTS-DIFF: [^ ]+ [^ ]+ /, ""); diff[k] = diff[k] "      " $0 "\n"; next }
@@ -356,6 +359,13 @@ table() { # log fstypes check_lines [list]
       for (k in lres) if (!(k in res)) { res[k] = lres[k]; if (lres[k] == "notrun") why[k] = lwhy[k] }
       for (k in tmo) if (res[k] == "" || res[k] == "fail") res[k] = "timeout"
       if (n == 0) { print "fstests: no results in the guest log"; exit 1 }
+      if (lorder != "") {
+        m = split(lorder, lo, " "); k2 = 0
+        for (i = 1; i <= m; i++) if (lo[i] in seen) ord2[++k2] = lo[i]
+        for (i = 1; i <= n; i++) { inl = 0; for (j = 1; j <= m; j++) if (lo[j] == order[i]) { inl = 1; break }
+          if (!inl) ord2[++k2] = order[i] }
+        for (i = 1; i <= k2; i++) order[i] = ord2[i]
+      }
       printf "%-14s %-8s %-8s\n", "test", "rdaxfs", "ext4-dax"
       fails = 0
       for (i = 1; i <= n; i++) {
@@ -392,6 +402,19 @@ case "$cmd" in
     do_initramfs "$1" "$tree" "$top/rdaxfs.ko" "$top/target/x86_64-unknown-linux-musl/release"
     ;;
   run) do_run "$@" ;;
+  table)
+    # Merges the results of several runs' logs (a later log's result for a
+    # test replaces an earlier one's) into one table, in the list's order.
+    lst=$top/qemu/fstests.list logs=()
+    while [ $# -gt 0 ]; do
+      case "$1" in --list) lst=$2; shift ;; *) logs+=("$1") ;; esac
+      shift
+    done
+    [ ${#logs[@]} -gt 0 ] || die "usage: fstests.sh table [--list FILE] LOG..."
+    for f in "${logs[@]}"; do [ -f "$f" ] || die "no log $f"; done
+    merged=$(mktemp); cat "${logs[@]}" > "$merged"
+    table "$merged" "rdaxfs ext4" 0 "$lst"; rc=$?; rm -f "$merged"; exit $rc
+    ;;
   all)
     tree=$(do_build | tail -1)
     mkdir -p "$top/build"; echo "$tree" > "$top/build/fstests-tree"
@@ -399,5 +422,5 @@ case "$cmd" in
       "$top/target/x86_64-unknown-linux-musl/release"
     do_run "$@"
     ;;
-  *) die "usage: fstests.sh build | initramfs OUT | run [options] | all [options]" ;;
+  *) die "usage: fstests.sh build | initramfs OUT | run [options] | all [options] | table [--list FILE] LOG..." ;;
 esac

@@ -131,29 +131,6 @@ fn names_contain(dir: &Path, name: &str) -> Result<bool, String> {
     Ok(false)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn unlinked_on_host_fs() {
-        // Free counts of a shared host fs move with other tests; check
-        // the data semantics here, the counts in the scratch-fs test.
-        let t = TempDir::new("unl");
-        unlinked_in(&t.0, false).unwrap();
-    }
-
-    /// With block counts, on a filesystem nothing else uses, e.g.
-    /// `mount -t tmpfs -o size=48m tmpfs /tmp/smallfs;
-    /// RDAXFS_SCRATCH_DIR=/tmp/smallfs cargo test -- --ignored`.
-    #[test]
-    #[ignore = "needs a private scratch filesystem in RDAXFS_SCRATCH_DIR"]
-    fn unlinked_counts_on_scratch_fs() {
-        let dir = std::env::var("RDAXFS_SCRATCH_DIR").expect("RDAXFS_SCRATCH_DIR");
-        unlinked_in(Path::new(&dir), true).unwrap();
-    }
-}
-
 /// Inodes of the filesystem `unlinked_batch` makes (mkfs rounds up to a
 /// block of records).
 const FEW_INODES: &str = "64";
@@ -212,4 +189,27 @@ pub fn unlinked_batch() -> TestResult {
     fsck_clean(PMEM)?;
     println!("unlinked-batch: {n} inodes used, freed and reused 3 times; {ifree} free after");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unlinked_on_host_fs() {
+        // Free counts of a shared host fs move with other tests; check
+        // the data semantics here, the counts in the scratch-fs test.
+        let t = TempDir::new("unl");
+        unlinked_in(&t.0, false).unwrap();
+    }
+
+    /// With block counts, on a filesystem nothing else uses, e.g.
+    /// `mount -t tmpfs -o size=48m tmpfs /tmp/smallfs;
+    /// RDAXFS_SCRATCH_DIR=/tmp/smallfs cargo test -- --ignored`.
+    #[test]
+    #[ignore = "needs a private scratch filesystem in RDAXFS_SCRATCH_DIR"]
+    fn unlinked_counts_on_scratch_fs() {
+        let dir = std::env::var("RDAXFS_SCRATCH_DIR").expect("RDAXFS_SCRATCH_DIR");
+        unlinked_in(Path::new(&dir), true).unwrap();
+    }
 }

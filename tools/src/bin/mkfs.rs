@@ -10,8 +10,9 @@ use rdaxfs_tools::mkfs::{existing_on, mkfs, open_target, parse_size, MkfsOptions
 
 const USAGE: &str = "usage: mkfs.rdaxfs DEVICE|IMAGE [--size BYTES|N{K,M,G,T}] [--label L] \
 [--inodes N] [-d DIR] [--force|-f|-F] [-V]
-Over an existing filesystem mkfs asks on stdin (answer y to proceed, as
-`yes | mkfs -t rdaxfs DEV` does); --force skips the question.";
+Over an existing filesystem mkfs asks on the terminal, or reads the answer
+from stdin when that is not a terminal (`yes | mkfs -t rdaxfs DEV`); with
+stdin a terminal but stderr not, it refuses. --force skips the question.";
 
 fn die(msg: &str) -> ! {
     eprintln!("mkfs.rdaxfs: {msg}");
@@ -58,18 +59,43 @@ fn parse_args() -> (PathBuf, MkfsOptions) {
     (target.unwrap_or_else(|| die(USAGE)), opts)
 }
 
-/// Asks before destroying what `target` holds, like mke2fs does. The answer
-/// is read from stdin even when it is not a terminal (fstests and scripts
-/// pipe `yes`); then no prompt is printed, so a caller's captured stderr
-/// stays clean. End of input or anything but y/yes keeps the data.
+/// How mkfs gets its answer before overwriting an existing filesystem.
+#[derive(Debug, PartialEq, Eq)]
+enum Ask {
+    /// Print the question on stderr and read the answer from the terminal.
+    Prompt,
+    /// Read the answer from stdin without a question (fstests and scripts
+    /// pipe `yes`), so a caller's captured stderr stays clean.
+    Silently,
+    /// Refuse at once: stdin is a terminal but the question would go to a
+    /// file or pipe, where nobody sees it (fstests' generic/740 runs
+    /// `mkfs -t FSTYP DEV >>full 2>&1` from the terminal check was started
+    /// in and expects a refusal, not a wait).
+    Refuse,
+}
+
+fn how_to_ask(stdin_tty: bool, stderr_tty: bool) -> Ask {
+    match (stdin_tty, stderr_tty) {
+        (true, true) => Ask::Prompt,
+        (true, false) => Ask::Refuse,
+        (false, _) => Ask::Silently,
+    }
+}
+
+/// Asks before destroying what `target` holds, like mke2fs does. End of
+/// input or anything but y/yes keeps the data.
 fn confirm_overwrite(target: &Path, what: &str) -> bool {
     let stdin = std::io::stdin();
-    if stdin.is_terminal() {
-        eprint!(
-            "mkfs.rdaxfs: {} contains {what}. Proceed anyway? (y,N) ",
-            target.display()
-        );
-        let _ = std::io::stderr().flush();
+    match how_to_ask(stdin.is_terminal(), std::io::stderr().is_terminal()) {
+        Ask::Refuse => return false,
+        Ask::Prompt => {
+            eprint!(
+                "mkfs.rdaxfs: {} contains {what}. Proceed anyway? (y,N) ",
+                target.display()
+            );
+            let _ = std::io::stderr().flush();
+        }
+        Ask::Silently => {}
     }
     let mut line = String::new();
     let _ = stdin.lock().read_line(&mut line);
@@ -125,4 +151,17 @@ fn main() {
         sb.data_blocks(),
         sb.free_blocks
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn asks_only_where_someone_can_answer() {
+        assert_eq!(how_to_ask(true, true), Ask::Prompt);
+        assert_eq!(how_to_ask(true, false), Ask::Refuse);
+        assert_eq!(how_to_ask(false, true), Ask::Silently);
+        assert_eq!(how_to_ask(false, false), Ask::Silently);
+    }
 }

@@ -155,6 +155,11 @@ do_initramfs() {
     f=$(command -v "$extra") || die "$extra not found on the host (scripts/setup.sh --fstests)"
     copy_with_libs "$root" "$(readlink -f "$f")"
   done
+  # glibc's pthread_exit and pthread_cancel load libgcc_s with dlopen (ldd
+  # does not list it): without it a program whose thread exits aborts
+  # ("libgcc_s.so.1 must be installed for pthread_exit to work";
+  # generic/761's dio-writeback-race).
+  copy_with_libs "$root" "$(readlink -f /lib/x86_64-linux-gnu/libgcc_s.so.1)"
   # perl-base's modules (no perl-modules: what fstests' tests use is in perl-base).
   cp -a /usr/lib/x86_64-linux-gnu/perl-base "$root/usr/lib/x86_64-linux-gnu/"
   [ -d /usr/lib/x86_64-linux-gnu/perl ] && mkdir -p "$root/usr/lib/x86_64-linux-gnu/perl"

@@ -731,37 +731,46 @@ pub(crate) fn reclaim_listed(sb: &Sb) -> Result<usize> {
 }
 
 /// Frees the evicted orphans whose freeing was deferred (see
-/// `Journal::deferred`), if any: before anything reports or records the
+/// `SbInfo::deferred`), if any: before anything reports or records the
 /// free counts, and when inode numbers run out. If that fails they stay on
 /// the orphan list until the next mount frees them, as when an eviction
 /// fails.
 pub(crate) fn free_deferred(info: &SbInfo) {
-    let n = info.journal.lock().deferred.len();
-    if n == 0 {
-        return;
-    }
-    if let Err(e) = transact(info, |tx| tx.free_deferred()) {
-        crate::glue::vec_truncate(&mut info.journal.lock().deferred, 0);
-        pr_err!(
-            "freeing {} unlinked inodes failed ({:?}); they stay on the orphan list and are freed at the next mount\n",
-            n,
-            e
-        );
+    if !info.deferred.lock().is_empty() {
+        free_all_deferred(info);
     }
 }
 
-/// A free inode number (1-based), reserved in memory; if there is none,
-/// the deferred frees are done first.
+/// [`free_deferred`], even if the list is empty: the list is only taken
+/// inside a transaction (`Tx::free_deferred`) and the numbers it frees
+/// return to the allocator before the journal lock is released, so once
+/// this transaction has run, every orphan deferred before the call is
+/// freed, by it or by the one that took the list first. Returns how many
+/// this one freed.
+fn free_all_deferred(info: &SbInfo) -> usize {
+    transact(info, |tx| tx.free_deferred()).unwrap_or_else(|e| {
+        pr_err!(
+            "freeing deferred unlinked inodes failed ({:?}); they stay on the orphan list and are freed at the next mount\n",
+            e
+        );
+        0
+    })
+}
+
+/// A free inode number (1-based), reserved in memory. If there is none,
+/// the deferred frees are done first, as often as they free something:
+/// other threads may take the numbers freed before this one gets one, and
+/// defer more meanwhile.
 pub(crate) fn reserve_ino(info: &SbInfo) -> Result<u64> {
-    let r = info.inodes.lock().alloc_one(0);
-    let i = match r {
-        Ok(i) => i,
-        Err(_) => {
-            free_deferred(info);
-            info.inodes.lock().alloc_one(0)?
+    let mut freed = usize::MAX;
+    loop {
+        match info.inodes.lock().alloc_one(0) {
+            Ok(i) => return Ok(i + 1),
+            Err(e) if freed == 0 => return Err(e),
+            Err(_) => {}
         }
-    };
-    Ok(i + 1)
+        freed = free_all_deferred(info);
+    }
 }
 
 /// `evict_inode`: an inode with no links and no users is freed on disk:
@@ -782,10 +791,10 @@ pub(crate) fn evict(inode: &RInode) {
     }
     if fm.ext.is_empty() && fm.overflow.is_empty() {
         // Nothing to free but the record and the number: deferred, and
-        // freed a batch per transaction (`Journal::deferred`).
+        // freed a batch per transaction (`SbInfo::deferred`).
         let batch = {
-            let mut j = info.journal.lock();
-            j.deferred.push(ino, GFP_KERNEL).map(|()| j.deferred.len())
+            let mut d = info.deferred.lock();
+            d.push(ino, GFP_KERNEL).map(|()| d.len())
         };
         if let Ok(n) = batch {
             fm.clear();

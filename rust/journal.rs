@@ -45,12 +45,6 @@ pub(crate) struct Journal {
     /// when the transaction commits (the two vectors swap, so neither is
     /// allocated again once grown).
     orphans_next: KVec<u64>,
-    /// Orphans already evicted that had no blocks: their records and
-    /// numbers are freed by one transaction per [`FREE_BATCH`] of them
-    /// (see `inode::evict`), or sooner when something needs the counts
-    /// right ([`free_deferred`]). Until then they stay on the orphan list,
-    /// so a crash leaves them for mount to reclaim.
-    pub(crate) deferred: KVec<u64>,
     /// Buffers every transaction reuses.
     scratch: Scratch,
     /// The last superblock a transaction encoded, and its bytes: the next
@@ -80,7 +74,6 @@ impl Journal {
             sb,
             orphans: KVec::new(),
             orphans_next: KVec::new(),
-            deferred: KVec::new(),
             scratch: Scratch::new(),
             sb_enc: (Superblock::default(), [0; SB_SIZE]),
             attempts: 0,
@@ -133,6 +126,8 @@ struct Scratch {
     freed_inodes: KVec<u64>,
     taken_blocks: KVec<(u64, u64)>,
     taken_inodes: KVec<u64>,
+    /// The deferred orphans a transaction frees ([`Tx::free_deferred`]).
+    deferred: KVec<u64>,
 }
 
 impl Scratch {
@@ -144,6 +139,7 @@ impl Scratch {
             freed_inodes: KVec::new(),
             taken_blocks: KVec::new(),
             taken_inodes: KVec::new(),
+            deferred: KVec::new(),
         }
     }
 
@@ -154,10 +150,11 @@ impl Scratch {
         glue::vec_truncate(&mut self.freed_inodes, 0);
         glue::vec_truncate(&mut self.taken_blocks, 0);
         glue::vec_truncate(&mut self.taken_inodes, 0);
+        glue::vec_truncate(&mut self.deferred, 0);
     }
 }
 
-/// Evicted orphans without blocks freed together (see [`Journal::deferred`]).
+/// Evicted orphans without blocks freed together (see `SbInfo::deferred`).
 pub(crate) const FREE_BATCH: usize = 16;
 
 /// A transaction being built; see [`transact`].
@@ -173,9 +170,6 @@ pub(crate) struct Tx<'a> {
     /// The orphan list as this transaction leaves it, once it changes it.
     orphans_next: &'a mut KVec<u64>,
     orphans_changed: bool,
-    deferred: &'a mut KVec<u64>,
-    /// This transaction frees every deferred orphan.
-    frees_deferred: bool,
     s: &'a mut Scratch,
     stats: (&'a mut u64, &'a mut u64),
     ns: &'a mut [u64; 4],
@@ -369,9 +363,18 @@ impl Tx<'_> {
     /// Puts `ino` (its record already staged or committed) on the orphan
     /// list: it becomes the head and points to the old head.
     pub(crate) fn orphan_add(&mut self, ino: u64) -> Result {
+        let mut d = self.inode(ino)?;
+        self.orphan_add_to(ino, &mut d)?;
+        self.set_inode(ino, &d)
+    }
+
+    /// [`Tx::orphan_add`] for a record the caller stages itself: `d`,
+    /// `ino`'s record, gets the old head as its `next_orphan`; the caller
+    /// then sets it with [`Tx::set_inode`] in this transaction.
+    pub(crate) fn orphan_add_to(&mut self, ino: u64, d: &mut format::Inode) -> Result {
         let head = self.sb.orphan_head;
         self.orphan_list()?.push(ino, GFP_KERNEL)?;
-        self.update_inode(ino, |d| d.next_orphan = head)?;
+        d.next_orphan = head;
         self.sb.orphan_head = ino;
         Ok(())
     }
@@ -397,18 +400,20 @@ impl Tx<'_> {
         Ok(())
     }
 
-    /// Frees the deferred orphans (see [`Journal::deferred`]): off the
+    /// Frees the deferred orphans (see `SbInfo::deferred`): off the
     /// orphan list, record cleared, number freed; their blocks were
-    /// freed before (they had none).
-    pub(crate) fn free_deferred(&mut self) -> Result {
-        for k in 0..self.deferred.len() {
-            let ino = self.deferred[k];
+    /// freed before (they had none). They leave the deferred list now;
+    /// if this transaction does not commit, they stay on the orphan list
+    /// for the next mount to free. Returns how many there were.
+    pub(crate) fn free_deferred(&mut self) -> Result<usize> {
+        core::mem::swap(&mut *self.info.deferred.lock(), &mut self.s.deferred);
+        for k in 0..self.s.deferred.len() {
+            let ino = self.s.deferred[k];
             self.orphan_remove(ino)?;
             self.clear_inode(ino)?;
             self.free_inode(ino)?;
         }
-        self.frees_deferred = true;
-        Ok(())
+        Ok(self.s.deferred.len())
     }
 
     /// Logs, commits, applies. Nothing has reached pmem's metadata (other
@@ -485,9 +490,6 @@ impl Tx<'_> {
         if self.orphans_changed {
             core::mem::swap(self.orphans, self.orphans_next);
         }
-        if self.frees_deferred {
-            glue::vec_truncate(self.deferred, 0);
-        }
     }
 }
 
@@ -530,8 +532,6 @@ pub(crate) fn transact<R>(info: &SbInfo, f: impl FnOnce(&mut Tx<'_>) -> Result<R
         orphans: &mut j.orphans,
         orphans_next: &mut j.orphans_next,
         orphans_changed: false,
-        deferred: &mut j.deferred,
-        frees_deferred: false,
         s: &mut j.scratch,
         stats: (&mut j.commits, &mut j.logged),
         ns: &mut j.ns,

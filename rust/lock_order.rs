@@ -24,9 +24,12 @@
 //!    orphan list. Held only while one transaction commits (staging,
 //!    logging, applying), never while blocks are zeroed or a directory is
 //!    searched; see `journal.rs`.
-//! 7. `SbInfo::blocks` (`rdaxfs:balloc`) and `SbInfo::inodes`
-//!    (`rdaxfs:ialloc`): the in-memory block and inode bitmaps. Innermost;
-//!    never both at once.
+//! 7. `SbInfo::blocks` (`rdaxfs:balloc`), `SbInfo::inodes`
+//!    (`rdaxfs:ialloc`) and `SbInfo::deferred` (`rdaxfs:deferred`): the
+//!    in-memory block and inode bitmaps, and the evicted orphans whose
+//!    records are not freed yet (eviction adds to it under the map lock; a
+//!    transaction takes it whole under the journal lock). Innermost; never
+//!    two of them at once.
 //! 8. `rdaxfs_trace_lock` (a C spinlock in rust/helpers.c, test-only pmem
 //!    store trace): taken inside any of the above by `DaxDev` calls while
 //!    the trace is on; nothing is taken or slept on under it.

@@ -329,11 +329,14 @@ pub(crate) fn link(inode: &RInode, dir: &RInode, name: &[u8]) -> Result {
 /// (its blocks are freed when the last user closes it, or at the next
 /// mount after a crash).
 fn stage_unlinked(tx: &mut Tx<'_>, inode: &RInode, n: u32) -> Result {
-    stage_links(tx, inode, n)?;
+    let ino = inode.ino();
+    let mut d = tx.inode(ino)?;
+    set_attrs(&mut d, inode);
+    d.nlink = n;
     if n == 0 {
-        tx.orphan_add(inode.ino())?;
+        tx.orphan_add_to(ino, &mut d)?;
     }
-    Ok(())
+    tx.set_inode(ino, &d)
 }
 
 /// Removes `name` from `dir`.

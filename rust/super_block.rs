@@ -35,6 +35,15 @@ pub(crate) struct SbInfo {
     /// The journal and the committed superblock (`rdaxfs:journal`).
     #[pin]
     pub(crate) journal: Mutex<Journal>,
+    /// Orphans already evicted that had no blocks (`rdaxfs:deferred`):
+    /// their records and numbers are freed by one transaction per
+    /// `journal::FREE_BATCH` of them (see `inode::evict`), or sooner when
+    /// something needs the counts right (`inode::free_deferred`). Until
+    /// then they stay on the orphan list, so a crash leaves them for mount
+    /// to reclaim. Its own lock, so that an eviction never waits for
+    /// another thread's transaction.
+    #[pin]
+    pub(crate) deferred: Mutex<KVec<u64>>,
     /// Mount options (`errors=` changes on remount).
     pub(crate) opts: LiveOptions,
     /// Counters (debugfs).
@@ -153,6 +162,7 @@ pub(crate) fn fill_super(
             blocks <- new_mutex!(blocks, "rdaxfs:balloc"),
             inodes <- new_mutex!(inodes, "rdaxfs:ialloc"),
             journal <- new_mutex!(Journal::new(ondisk)?, "rdaxfs:journal"),
+            deferred <- new_mutex!(KVec::new(), "rdaxfs:deferred"),
             opts: LiveOptions::new(opts),
             stats <- stats::new(),
             orphans_reclaimed: AtomicBool::new(!nsb.read_only()),

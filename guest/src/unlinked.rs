@@ -134,6 +134,13 @@ fn names_contain(dir: &Path, name: &str) -> Result<bool, String> {
 /// Inodes of the filesystem `unlinked_batch` makes (mkfs rounds up to a
 /// block of records).
 const FEW_INODES: &str = "64";
+/// Threads and rounds of the threaded part of `unlinked-batch`.
+const THREADS: u64 = 4;
+const THREAD_ROUNDS: usize = 20;
+/// Unlinked empty inodes rdaxfs frees per transaction (`FREE_BATCH`).
+const BATCH: u64 = 16;
+/// Added to every commit while a create races a batch.
+const RACE_DELAY: std::time::Duration = std::time::Duration::from_millis(200);
 
 /// unlinked-batch: rdaxfs frees an unlinked empty file's inode in batches
 /// after its last close (the number and record stay taken until a batch of
@@ -141,10 +148,11 @@ const FEW_INODES: &str = "64";
 /// unlink every file, and create as many again with nothing in between
 /// that would free the batch (no statfs, no sync), three times: running
 /// out of numbers must free the deferred ones, not fail with ENOSPC. Then
-/// statfs counts every inode free again, and fsck finds the unmounted
+/// a create racing the transaction that frees a batch, and 4 threads at
+/// once, each unlinking and recreating its own files. Then statfs counts every inode free again, and fsck finds the unmounted
 /// filesystem clean.
 pub fn unlinked_batch() -> TestResult {
-    let _fx = Fixture::new()?;
+    let mut fx = Fixture::new()?;
     umount_all(MNT);
     mkfs(PMEM, &["--inodes", FEW_INODES])?;
     mount(PMEM, MNT, "rdaxfs", "").map_err(|e| format!("mount -t rdaxfs {PMEM} {MNT}: {e}"))?;
@@ -177,6 +185,63 @@ pub fn unlinked_batch() -> TestResult {
             }
         }
     }
+    // The unlink whose eviction completes a batch takes the deferred list
+    // inside its transaction; a create finding no number free meanwhile
+    // must wait for that transaction, not fail. Every number is in use:
+    // statfs frees what is deferred, 15 unlinks make the list one short
+    // of a batch, and with every commit slowed down
+    // (`test_commit_delay_us`), a thread unlinks the 16th while this one
+    // creates a file once the batch's transaction has begun.
+    free_counts(root)?;
+    for i in 0..BATCH - 1 {
+        ctx(fs::remove_file(name(i)), "unlink")?;
+    }
+    fx.set_param("test_commit_delay_us", &RACE_DELAY.as_micros().to_string())?;
+    let raced = std::thread::scope(|s| {
+        let a = s.spawn(|| ctx(fs::remove_file(name(BATCH - 1)), "unlink"));
+        // The unlink's own transaction, then the batch's.
+        std::thread::sleep(RACE_DELAY * 3 / 2);
+        // Closed at once: an open file would keep its inode when unlinked.
+        let b = fs::File::create(name(0)).map(drop);
+        let a = a.join().map_err(|_| "unlink thread panicked".to_string());
+        (a, b)
+    });
+    fx.reset_params()?;
+    raced.0??;
+    if let Err(e) = raced.1 {
+        return Err(format!(
+            "create {} while another thread's unlink freed a batch of {BATCH} unlinked inodes (every other number in use): {e}",
+            name(0).display()
+        ));
+    }
+    for i in 1..BATCH {
+        ctx(fs::File::create(name(i)), "create")?;
+    }
+    // Threads, each unlinking and recreating its own files.
+    let per_thread = |t: u64| -> Result<(), String> {
+        for round in 0..THREAD_ROUNDS {
+            let mine = (t..n).step_by(THREADS as usize);
+            for i in mine.clone() {
+                ctx(fs::remove_file(name(i)), "unlink")?;
+            }
+            for i in mine {
+                if let Err(e) = fs::File::create(name(i)) {
+                    return Err(format!(
+                        "thread {t} round {round}: create {} with all {n} files' inodes unlinked or in use by other threads: {e}",
+                        name(i).display()
+                    ));
+                }
+            }
+        }
+        Ok(())
+    };
+    std::thread::scope(|s| {
+        let hs: Vec<_> = (0..THREADS)
+            .map(|t| s.spawn(move || per_thread(t)))
+            .collect();
+        hs.into_iter()
+            .try_for_each(|h| h.join().map_err(|_| "thread panicked".to_string())?)
+    })?;
     for i in 0..n {
         ctx(fs::remove_file(name(i)), "unlink")?;
     }
@@ -187,7 +252,9 @@ pub fn unlinked_batch() -> TestResult {
     );
     ctx(umount(MNT), "umount")?;
     fsck_clean(PMEM)?;
-    println!("unlinked-batch: {n} inodes used, freed and reused 3 times; {ifree} free after");
+    println!(
+        "unlinked-batch: {n} inodes used, freed and reused 3 times, then {THREAD_ROUNDS} times by {THREADS} threads; {ifree} free after"
+    );
     Ok(())
 }
 

@@ -83,11 +83,13 @@ fn how_to_ask(stdin_tty: bool, stderr_tty: bool) -> Ask {
 }
 
 /// Asks before destroying what `target` holds, like mke2fs does. End of
-/// input or anything but y/yes keeps the data.
-fn confirm_overwrite(target: &Path, what: &str) -> bool {
+/// input or anything but y/yes keeps the data; the error says what to do.
+fn confirm_overwrite(target: &Path, what: &str) -> Result<(), &'static str> {
     let stdin = std::io::stdin();
     match how_to_ask(stdin.is_terminal(), std::io::stderr().is_terminal()) {
-        Ask::Refuse => return false,
+        Ask::Refuse => {
+            return Err("stderr is not a terminal, so nobody saw the question; use --force")
+        }
         Ask::Prompt => {
             eprint!(
                 "mkfs.rdaxfs: {} contains {what}. Proceed anyway? (y,N) ",
@@ -99,7 +101,11 @@ fn confirm_overwrite(target: &Path, what: &str) -> bool {
     }
     let mut line = String::new();
     let _ = stdin.lock().read_line(&mut line);
-    matches!(line.trim(), "y" | "Y" | "yes" | "YES" | "Yes")
+    if matches!(line.trim(), "y" | "Y" | "yes" | "YES" | "Yes") {
+        Ok(())
+    } else {
+        Err("answer y, or use --force")
+    }
 }
 
 fn main() {
@@ -107,9 +113,9 @@ fn main() {
     if !opts.force {
         match existing_on(&target) {
             Ok(Some(what)) => {
-                if !confirm_overwrite(&target, what) {
+                if let Err(hint) = confirm_overwrite(&target, what) {
                     die(&format!(
-                        "{} contains {what}; not overwritten (answer y, or use --force)",
+                        "{} contains {what}; not overwritten ({hint})",
                         target.display()
                     ));
                 }

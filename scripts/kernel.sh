@@ -15,6 +15,8 @@
 # that points bindgen at it (the kernel records the wrapper, so
 # scripts/bindgen.sh uses it too).
 # RDAXFS_REFRESH=1 looks for newer packages even when some are cached.
+# A new build removes older cached builds of the same series unless
+# RDAXFS_KEEP_KERNELS=1.
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 cache=${RDAXFS_CACHE:-$HOME/.cache/rdaxfs}
@@ -98,6 +100,29 @@ case "$kver" in
     ;;
   *) echo "kernel: KVER=$kver is not supported (6.12 or 7.3)" >&2; exit 1 ;;
 esac
+# series TREE: the kernel series (6.12, 7.3) of a kernel tree, from its
+# Makefile.
+series() {
+  sed -nE '1,5{s/^VERSION = ([0-9]+)$/\1/p; s/^PATCHLEVEL = ([0-9]+)$/.\1/p}' "$1/Makefile" 2> /dev/null | tr -d '\n'
+}
+
+# prune_older TREE: a new build replaces the cached builds of the same series
+# (their config, rustc, bindgen or gcc differ; each is 2-2.5 GB), unless
+# RDAXFS_KEEP_KERNELS=1 or one is being built (its lock is held).
+prune_older() {
+  local new=$1 old
+  [ "${RDAXFS_KEEP_KERNELS:-0}" != 1 ] || return 0
+  for old in "$cache"/linux-*; do
+    [ -f "$old/.rdaxfs-built" ] && [ "$old" != "$new" ] || continue
+    [ "$(series "$old")" = "$(series "$new")" ] || continue
+    (
+      flock -n 8 || exit 0
+      rm -rf "$old"
+      echo "kernel: removed the older $(series "$new") build ${old##*/} (RDAXFS_KEEP_KERNELS=1 keeps them)" >&2
+    ) 8> "$cache/.lock-${old##*/linux-}"
+  done
+}
+
 key=$( { echo "$srcver"; cat "${frags[@]}"; rustc --version; bindgen --version; gcc --version | head -1
          [ -z "$libclang_ver" ] || echo "$libclang_ver"; } | sha256sum | cut -c1-16)
 # Every make of the kernel tree gets the same bindgen (Kconfig checks it too).
@@ -138,4 +163,5 @@ fi
 echo "kernel: built in $(( $(date +%s) - start )) s" >&2
 touch .rdaxfs-built
 cd /; rm -rf "$tree"; mv "$tree.tmp" "$tree"
+prune_older "$tree"
 echo "$tree"

@@ -149,8 +149,8 @@ const RACE_DELAY: std::time::Duration = std::time::Duration::from_millis(200);
 /// that would free the batch (no statfs, no sync), three times: running
 /// out of numbers must free the deferred ones, not fail with ENOSPC. Then
 /// a create racing the transaction that frees a batch, and 4 threads at
-/// once, each unlinking and recreating its own files. Then statfs counts every inode free again, and fsck finds the unmounted
-/// filesystem clean.
+/// once, each unlinking and recreating its own files. Then statfs counts
+/// every inode free again, and fsck finds the unmounted filesystem clean.
 pub fn unlinked_batch() -> TestResult {
     let mut fx = Fixture::new()?;
     umount_all(MNT);
